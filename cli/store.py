@@ -1,0 +1,8 @@
+"""`mlsel store`: export and import."""
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Placeholder until the store lands."""
