@@ -1,8 +1,171 @@
-"""`mlsel store`: export and import."""
+"""`mlsel store`: export, import and describe the experiment store."""
+
 from __future__ import annotations
 
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
+from rich.markup import escape
+
+from mlsel.cli._common import console, print_json, state
+from mlsel.experiment_store.errors import ConfigError, StoreError
+
+if TYPE_CHECKING:
+    from mlsel.experiment_store import ImportReport
+
+__all__ = ["register", "store_app"]
+
+store_app = typer.Typer(
+    name="store",
+    help="Export, import and describe the experiment store.",
+    no_args_is_help=True,
+)
+
+_FORMATS = ("mlsel", "tracker-csv")
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def _size(n_bytes: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n_bytes < 1024 or unit == "GB":
+            return f"{n_bytes:.0f} {unit}" if unit == "B" else f"{n_bytes:.1f} {unit}"
+        n_bytes /= 1024  # type: ignore[assignment]
+    return f"{n_bytes} B"
+
+
+@store_app.command("export")
+def export_command(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="The Parquet file to write, e.g. runs.parquet.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Write every dataset, profile, run and epoch to one Parquet file."""
+    from mlsel.experiment_store import Store
+
+    counts = Store.open(state(ctx).home).export_parquet(file)
+    if as_json:
+        print_json({"path": str(file.resolve()), **counts})
+        return
+    console.print(
+        f"Exported {counts['run']} runs ({counts['epoch']} epochs) of {counts['dataset']} "
+        f"datasets to {escape(str(file))} ({_size(file.stat().st_size)})."
+    )
+
+
+@store_app.command("import")
+def import_command(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="An mlsel export (.parquet) or a tracker CSV.")],
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="mlsel or tracker-csv (default: from the extension)."),
+    ] = None,
+    dataset_col: Annotated[
+        str | None, typer.Option(help="tracker-csv: the dataset column [default: dataset].")
+    ] = None,
+    arch_col: Annotated[
+        str | None, typer.Option(help="tracker-csv: the architecture column [default: model].")
+    ] = None,
+    score_col: Annotated[
+        str | None, typer.Option(help="tracker-csv: the score column [default: eval_top1].")
+    ] = None,
+    score_scale: Annotated[
+        float | None,
+        typer.Option(help="tracker-csv: factor to a 0..1 score, 0.01 for % [default: 0.01]."),
+    ] = None,
+    status_col: Annotated[
+        str | None, typer.Option(help="tracker-csv: the run state column [default: State].")
+    ] = None,
+    run_id_col: Annotated[
+        str | None, typer.Option(help="tracker-csv: the tracker's run id column [default: ID].")
+    ] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            help="tracker-csv: backend of the imported configs, e.g. timm [default: external]."
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Add the runs of an mlsel export or an experiment-tracker CSV; known runs are skipped."""
+    from mlsel.experiment_store import Store, TrackerMapping
+
+    if not file.is_file():
+        raise StoreError(f"No file {file} to import. Check the path.")
+    fmt = fmt or ("tracker-csv" if file.suffix.lower() in (".csv", ".tsv") else "mlsel")
+    if fmt not in _FORMATS:
+        raise ConfigError(
+            f"The --format option must be one of {', '.join(_FORMATS)}. Got {fmt!r} instead."
+        )
+    overrides: dict[str, Any] = {
+        "dataset_col": dataset_col,
+        "arch_col": arch_col,
+        "score_col": score_col,
+        "score_scale": score_scale,
+        "status_col": status_col,
+        "run_id_col": run_id_col,
+        "backend": backend,
+    }
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    store = Store.open(state(ctx).home)
+    if fmt == "mlsel":
+        if overrides:
+            raise ConfigError(
+                f"--{next(iter(overrides)).replace('_', '-')} only applies to --format "
+                "tracker-csv; an mlsel export needs no mapping."
+            )
+        report = store.import_file(file)
+    else:
+        report = store.import_tracker_csv(file, replace(TrackerMapping(), **overrides))
+    if as_json:
+        print_json({**asdict(report), "problems": list(report.problems)})
+        return
+    _print_report(report)
+
+
+def _print_report(report: ImportReport) -> None:
+    statuses = ", ".join(f"{n} {status}" for status, n in report.by_status.items())
+    console.print(
+        f"Imported {escape(report.path)} ({report.format}): added {report.runs_added} runs"
+        + (f" ({statuses})" if statuses else "")
+        + f", skipped {report.runs_skipped} already in the store; "
+        f"{report.datasets_added} new datasets, {report.profiles_added} new profiles."
+    )
+    if report.rows_failed:
+        console.print(f"[yellow]{report.rows_failed} rows could not be read:[/]")
+        for line in report.problems[:10]:
+            console.print(f"  {escape(line)}")
+
+
+@store_app.command("info")
+def info_command(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Where the store is, its schema version and size, and what it holds."""
+    from mlsel.experiment_store import Store
+
+    info = Store.open(state(ctx).home).info()
+    if as_json:
+        print_json(info)
+        return
+
+    def counts(mapping: dict[str, int]) -> str:
+        return ", ".join(f"{n} {key}" for key, n in mapping.items()) or "none"
+
+    lines = [
+        ("store", escape(info["path"])),
+        ("schema version", str(info["schema_version"])),
+        ("size on disk", _size(info["size_bytes"])),
+        ("runs", f"{info['runs']} ({counts(info['runs_by_status'])})"),
+        ("by source", counts(info["runs_by_source"])),
+        ("datasets", f"{info['datasets']} ({info['profiles']} profiles)"),
+        ("epochs", str(info["epochs"])),
+        ("rankers", str(info["rankers"])),
+    ]
+    for label, value in lines:
+        console.print(f"[bold]{label:>15}[/]  {value}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
-    """Placeholder until the store lands."""
+    """Add `mlsel store ...` to the root app."""
+    app.add_typer(store_app, name="store")

@@ -55,7 +55,8 @@ def _app_raising(exc: BaseException) -> typer.Typer:
 
 
 def test_user_error_is_one_red_line_without_traceback() -> None:
-    app = _app_raising(DatasetError("No images under 'x'. Point mlsel at a folder of class folders."))
+    error = DatasetError("No images under 'x'. Point mlsel at a folder of class folders.")
+    app = _app_raising(error)
     result = runner.invoke(app, ["boom"])
     assert result.exit_code == 2
     lines = [line for line in result.output.splitlines() if line.strip()]

@@ -1,0 +1,224 @@
+"""Export the store to one Parquet file, and import such a file into another store.
+
+The export is one table, the union by name of ``datasets``, ``profiles``,
+``profile_features``, ``runs`` and ``epochs`` with a ``kind`` column saying which table a
+row comes from (``dataset``, ``profile``, ``feature``, ``run``, ``epoch``), so one file
+carries a lossless copy that plain SQL can still read
+(``SELECT * FROM 'x.parquet' WHERE kind = 'run'``). Its key-value metadata names the
+format and schema version. Importing keeps run ids, marks runs ``imported`` (``bundled``
+ones stay ``bundled``) and adds only what the store does not have, so importing twice adds
+nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mlsel.experiment_store._schema import SCHEMA_VERSION
+from mlsel.experiment_store.errors import StoreError, StoreFormatError
+
+if TYPE_CHECKING:
+    import duckdb
+
+__all__ = ["ImportReport", "check_export_file", "export_parquet", "import_export"]
+
+_FORMAT_KEY = "mlsel_export"
+_FORMAT_VERSION = "1"
+_KINDS = ("dataset", "profile", "feature", "run", "epoch")
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What an import did.
+
+    Attributes:
+        path: the imported file.
+        format: ``mlsel`` or ``tracker-csv``.
+        runs_added: runs new to the store.
+        runs_skipped: runs the store already had (same run id or import key).
+        rows_failed: rows that could not be read as runs (see ``problems``).
+        datasets_added / profiles_added: datasets and profiles new to the store.
+        by_status: the added runs by status.
+        problems: one line per row that failed, at most a few dozen.
+    """
+
+    path: str
+    format: str
+    runs_added: int = 0
+    runs_skipped: int = 0
+    rows_failed: int = 0
+    datasets_added: int = 0
+    profiles_added: int = 0
+    by_status: Mapping[str, int] = field(default_factory=dict)
+    problems: tuple[str, ...] = ()
+
+
+def _quote(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def export_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> dict[str, int]:
+    """Write the export to ``path`` (atomically); return the rows written by kind."""
+    path = path.expanduser().resolve()
+    if path.is_dir():
+        raise StoreError(
+            f"The export path {path} is a folder. Give a file name such as runs.parquet."
+        )
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    con.execute(
+        f"""
+        COPY (
+            SELECT 'dataset' AS kind, * FROM datasets
+            UNION ALL BY NAME SELECT 'profile' AS kind, * FROM profiles
+            UNION ALL BY NAME SELECT 'feature' AS kind, * FROM profile_features
+            UNION ALL BY NAME SELECT 'run' AS kind, * EXCLUDE (pid, host, recorded_at) FROM runs
+            UNION ALL BY NAME SELECT 'epoch' AS kind, * FROM epochs
+        ) TO {_quote(partial)} (FORMAT parquet, KV_METADATA {{{_FORMAT_KEY}: '{_FORMAT_VERSION}',
+            mlsel_schema_version: '{SCHEMA_VERSION}'}})
+        """
+    )
+    os.replace(partial, path)
+    tables = {
+        "dataset": "datasets",
+        "profile": "profiles",
+        "feature": "profile_features",
+        "run": "runs",
+        "epoch": "epochs",
+    }
+    counts = {}
+    for kind, table in tables.items():
+        found = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+        counts[kind] = int(found[0]) if found else 0
+    return counts
+
+
+def check_export_file(path: Path) -> Path:
+    """Check that ``path`` is an mlsel export before the store is locked for writing.
+
+    Raises:
+        StoreError: the file does not exist.
+        StoreFormatError: it is not Parquet, or not an mlsel export.
+    """
+    import duckdb
+
+    path = path.expanduser().resolve()
+    if not path.is_file():
+        raise StoreError(f"No file {path} to import. Check the path.")
+    hint = "For an experiment-tracker CSV use --format tracker-csv."
+    con = duckdb.connect()
+    try:
+        meta = dict(
+            con.execute(
+                "SELECT key::VARCHAR, value::VARCHAR FROM parquet_kv_metadata(?)", [str(path)]
+            ).fetchall()
+        )
+    except duckdb.Error as exc:
+        raise StoreFormatError(f"{path} is not a Parquet file ({exc}). {hint}") from exc
+    finally:
+        con.close()
+    if meta.get(_FORMAT_KEY) != _FORMAT_VERSION:
+        raise StoreFormatError(
+            f"{path} is a Parquet file but not an mlsel export (made by `mlsel store export`). "
+            f"{hint}"
+        )
+    version = int(meta.get("mlsel_schema_version", "0") or 0)
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path} was exported by a newer mlsel (schema {version}; this one knows "
+            f"{SCHEMA_VERSION}). Upgrade mlsel to import it."
+        )
+    return path
+
+
+def _count(con: duckdb.DuckDBPyConnection, query: str) -> int:
+    found = con.execute(query).fetchone()
+    return int(found[0]) if found else 0
+
+
+def import_export(con: duckdb.DuckDBPyConnection, path: Path, now: datetime) -> ImportReport:
+    """Add what the export at ``path`` holds and the store on ``con`` lacks."""
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _import AS SELECT * FROM read_parquet({_quote(path)})"
+    )
+    source = "CASE WHEN source = 'bundled' THEN 'bundled' ELSE 'imported' END"
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _new_runs AS
+        SELECT run_id FROM _import i WHERE kind = 'run'
+          AND run_id NOT IN (SELECT run_id FROM runs)
+          AND (import_key IS NULL OR import_key NOT IN
+               (SELECT import_key FROM runs WHERE import_key IS NOT NULL))
+        """
+    )
+    datasets_added = _count(
+        con,
+        "SELECT count(*) FROM _import WHERE kind = 'dataset' "
+        "AND fingerprint NOT IN (SELECT fingerprint FROM datasets)",
+    )
+    con.execute(
+        f"""
+        INSERT INTO datasets
+        SELECT fingerprint, name, task, path, {source}, created_at FROM _import
+        WHERE kind = 'dataset' AND fingerprint NOT IN (SELECT fingerprint FROM datasets)
+        """
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _new_profiles AS
+        SELECT fingerprint, profiler_version FROM _import WHERE kind = 'profile'
+        EXCEPT SELECT fingerprint, profiler_version FROM profiles
+        """
+    )
+    con.execute(
+        """
+        INSERT INTO profiles SELECT fingerprint, profiler_version, warnings, created_at
+        FROM _import JOIN _new_profiles USING (fingerprint, profiler_version)
+        WHERE kind = 'profile';
+        INSERT INTO profile_features SELECT fingerprint, profiler_version, feature, value
+        FROM _import JOIN _new_profiles USING (fingerprint, profiler_version)
+        WHERE kind = 'feature';
+        """
+    )
+    from mlsel.experiment_store._codec import RUN_COLUMNS
+
+    local = {
+        "source": source,
+        "pid": "NULL",
+        "host": "NULL",
+        "recorded_at": "?",
+        "status": "CASE WHEN status = 'running' THEN 'interrupted' ELSE status END",
+    }
+    terms = ", ".join(local.get(name, name) for name in RUN_COLUMNS)
+    con.execute(
+        f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) SELECT {terms} "
+        "FROM _import JOIN _new_runs USING (run_id) WHERE kind = 'run'",
+        [now],
+    )
+    con.execute(
+        "INSERT INTO epochs SELECT run_id, epoch, train_loss, val_loss, score, seconds "
+        "FROM _import JOIN _new_runs USING (run_id) WHERE kind = 'epoch'"
+    )
+    by_status = dict(
+        con.execute(
+            "SELECT status, count(*) FROM runs JOIN _new_runs USING (run_id) GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+    )
+    added = sum(by_status.values())
+    total = _count(con, "SELECT count(*) FROM _import WHERE kind = 'run'")
+    report = ImportReport(
+        path=str(path),
+        format="mlsel",
+        runs_added=added,
+        runs_skipped=total - added,
+        datasets_added=datasets_added,
+        profiles_added=_count(con, "SELECT count(*) FROM _new_profiles"),
+        by_status=by_status,
+    )
+    for table in ("_import", "_new_runs", "_new_profiles"):
+        con.execute(f"DROP TABLE {table}")
+    return report

@@ -1,0 +1,82 @@
+"""The lock file beside the store that lets many processes share one DuckDB file.
+
+DuckDB lets one process at a time open a file read-write, and while it has it open no
+other process may even read it. So every store operation holds this lock for the few
+milliseconds its short-lived connection lives: exclusive to write, shared to read (several
+read-only DuckDB connections may coexist). ``flock`` locks belong to the open file, so two
+threads of one process exclude each other as well, and the kernel drops the lock of a
+process that dies (SIGKILL included): a crash never leaves the store locked.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from mlsel.experiment_store.errors import StoreError
+
+__all__ = ["DEFAULT_LOCK_TIMEOUT", "StoreLock"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_LOCK_TIMEOUT = 60.0
+_FIRST_WAIT, _MAX_WAIT = 0.001, 0.05
+
+
+class StoreLock:
+    """An ``flock`` on ``<store>.lock``, taken with a timeout.
+
+    Args:
+        path: the lock file (created when missing; its content is never used).
+        timeout: seconds to wait for the lock before raising :class:`StoreError`.
+    """
+
+    def __init__(self, path: Path, timeout: float = DEFAULT_LOCK_TIMEOUT) -> None:
+        self.path = path
+        self.timeout = timeout
+
+    @contextmanager
+    def hold(self, *, shared: bool) -> Iterator[None]:
+        """Hold the lock (shared to read, exclusive to write) for the ``with`` body.
+
+        Raises:
+            StoreError: the lock file cannot be opened, or another process held the lock
+                for longer than ``timeout`` seconds.
+        """
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StoreError(
+                f"Cannot open the store's lock file {self.path}: {exc.strerror}. Check that "
+                "the folder exists and is writable, or choose another home with --home."
+            ) from exc
+        try:
+            self._acquire(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
+
+    def _acquire(self, fd: int, mode: int) -> None:
+        deadline = time.monotonic() + self.timeout
+        wait = _FIRST_WAIT
+        while True:
+            try:
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                pass
+            if time.monotonic() >= deadline:
+                raise StoreError(
+                    f"The experiment store is busy: another process held {self.path} for "
+                    f"more than {self.timeout:g} s. Wait for it to finish (or stop it) and "
+                    "run the command again."
+                )
+            # Jitter keeps waiting processes from waking in lock step.
+            time.sleep(wait * (0.5 + random.random()))
+            wait = min(wait * 2, _MAX_WAIT)
