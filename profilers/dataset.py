@@ -13,12 +13,22 @@ Box = tuple[int, float, float, float, float]
 
 @dataclass(frozen=True)
 class DatasetItem:
-    """One image. ``label`` is the class name (classification; ``""`` for detection)."""
+    """One image. ``label`` is the class name (classification; ``""`` for detection).
+
+    ``width``, ``height`` and ``format`` come from the image header, ``nbytes`` is the
+    file size and ``digest`` a BLAKE2 hash of the bytes (finds exact duplicates).
+    """
 
     path: str
     label: str
     split: str
     boxes: tuple[Box, ...] = ()
+    # What the reader's header pass found (0 / "" when not scanned).
+    width: int = 0
+    height: int = 0
+    format: str = ""
+    nbytes: int = 0
+    digest: str = ""
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,8 @@ class Dataset:
             seeded split made by the reader).
         data_yaml: path of the YOLO ``data.yaml`` (detection), if any.
         warnings: problems found while reading.
+        skipped: files that looked like images but could not be read (not in items).
+        ignored: number of non-image files that were ignored.
     """
 
     root: str
@@ -50,6 +62,8 @@ class Dataset:
     split_source: str = "seeded"
     data_yaml: str | None = None
     warnings: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()
+    ignored: int = 0
 
     def split(self, name: str) -> tuple[DatasetItem, ...]:
         """Items of one split (``train``, ``val`` or ``test``)."""

@@ -1,0 +1,42 @@
+"""Read image datasets, check them, and turn them into meta-features.
+
+``read_dataset`` finds the layout (class folders, YOLO, CSV manifest) and returns a
+checked, split, fingerprinted :class:`Dataset`; ``profile_dataset`` turns it into a
+``DatasetProfile`` of the meta-features in :data:`FEATURES` (``profile_cached`` keeps
+them in the store); ``write_sample`` writes offline sample datasets; ``data_card``
+renders a Markdown card. Decoding and landmarkers (torch) happen only when asked for.
+"""
+
+from __future__ import annotations
+
+from mlsel.profilers.datacard import data_card
+from mlsel.profilers.dataset import Box, Dataset, DatasetItem
+from mlsel.profilers.features import FEATURES, GROUPS, Feature
+from mlsel.profilers.fingerprint import dataset_fingerprint
+from mlsel.profilers.profile import (
+    PIXEL_SAMPLE_CAP,
+    PROFILER_VERSION,
+    profile_cached,
+    profile_dataset,
+)
+from mlsel.profilers.readers import detect_layout, read_dataset
+from mlsel.profilers.samples import SAMPLES, write_sample
+
+__all__ = [
+    "FEATURES",
+    "GROUPS",
+    "PIXEL_SAMPLE_CAP",
+    "PROFILER_VERSION",
+    "SAMPLES",
+    "Box",
+    "Dataset",
+    "DatasetItem",
+    "Feature",
+    "data_card",
+    "dataset_fingerprint",
+    "detect_layout",
+    "profile_cached",
+    "profile_dataset",
+    "read_dataset",
+    "write_sample",
+]

@@ -1,0 +1,91 @@
+"""Checks on a read dataset: class counts, corrupt files, duplicates and leakage."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+
+from mlsel.experiment_store.errors import DatasetError
+
+__all__ = ["check_classes", "check_duplicates", "name_some"]
+
+
+def name_some(names: Sequence[str], limit: int = 5) -> str:
+    """``"a, b, c"`` or ``"a, b, c and 7 more"``."""
+    shown = ", ".join(names[:limit])
+    return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
+
+
+def check_classes(
+    root: str, task: str, labels: Sequence[str], empty_classes: Sequence[str]
+) -> list[str]:
+    """Warnings about class sizes; an error when classification has one class only.
+
+    Raises:
+        DatasetError: fewer than two classes hold images (classification).
+    """
+    warnings: list[str] = []
+    counts = Counter(labels)
+    if empty_classes:
+        warnings.append(
+            f"{len(empty_classes)} class folder(s) hold no readable image and are left out: "
+            f"{name_some(list(empty_classes))}."
+        )
+    if task != "classify":
+        return warnings
+    if len(counts) < 2:
+        found = next(iter(counts), None)
+        raise DatasetError(
+            f"A classification dataset needs at least two classes with images; {root} has "
+            f"{len(counts)}{f' ({found!r})' if found else ''}. Add a folder of images for "
+            "each other class, or pass --task detect if this is a detection dataset."
+        )
+    singles = sorted(label for label, n in counts.items() if n == 1)
+    if singles:
+        warnings.append(
+            f"{len(singles)} class(es) have a single image and cannot appear in both train "
+            f"and val: {name_some(singles)}. Add images or expect a noisy score."
+        )
+    return warnings
+
+
+def check_duplicates(
+    entries: Sequence[tuple[str, str, str, str]],
+) -> tuple[list[str], int, int]:
+    """Find exact duplicates among ``(rel_path, split, label, digest)``.
+
+    Returns:
+        warnings, the number of files that duplicate an earlier file, and the number of
+        those that sit in another split than their twin (leakage).
+    """
+    by_digest: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
+    for rel, split, label, digest in entries:
+        if digest:
+            by_digest[digest].append((rel, split, label))
+    duplicates = leaked = 0
+    leak_examples: list[str] = []
+    conflicts: list[str] = []
+    for group in by_digest.values():
+        if len(group) < 2:
+            continue
+        duplicates += len(group) - 1
+        splits = {s for _, s, _ in group}
+        if len(splits) > 1:
+            leaked += len(group) - 1
+            leak_examples.append(" = ".join(sorted(r for r, _, _ in group)[:2]))
+        if len({label for _, _, label in group}) > 1:
+            conflicts.append(" = ".join(sorted(r for r, _, _ in group)[:2]))
+    warnings: list[str] = []
+    if leaked:
+        warnings.append(
+            f"Leakage: {leaked} exact duplicate image(s) sit in more than one split, so the "
+            f"validation score is optimistic: {name_some(leak_examples, 3)}. Remove the copies."
+        )
+    elif duplicates:
+        warnings.append(f"{duplicates} exact duplicate image(s) within the same split.")
+    if conflicts:
+        warnings.append(
+            f"{len(conflicts)} duplicate image(s) carry different labels: "
+            f"{name_some(conflicts, 3)}."
+        )
+    return warnings, duplicates, leaked

@@ -1,0 +1,228 @@
+"""Ultralytics/YOLO detection layout: ``data.yaml``, ``images/``, ``labels/``.
+
+Accepted shapes: a ``data.yaml`` (keys ``path``, ``train``, ``val``, ``test``, ``names``;
+each split a folder of images or a ``.txt`` list of image paths); or, without YAML,
+``images/`` + ``labels/`` (flat or with split sub-folders) or ``<split>/images`` +
+``<split>/labels`` (the Roboflow export). A label file sits where the image does with
+``images`` replaced by ``labels`` and the extension by ``.txt``; each line is
+``class cx cy w h`` normalised to [0, 1] (polygons are turned into their bounding box).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from mlsel.experiment_store.errors import DatasetError
+from mlsel.profilers._checks import name_some
+from mlsel.profilers._files import list_images
+from mlsel.profilers._raw import SPLIT_ALIASES, RawDataset, RawItem
+from mlsel.profilers.dataset import Box
+
+__all__ = ["find_data_yaml", "looks_like_yolo", "read_yolo"]
+
+_TOLERANCE = 1e-3  # rounding slack before a box counts as outside the image
+
+
+def find_data_yaml(root: Path) -> Path | None:
+    """``root`` itself when it is a YAML file, else the YAML in it that has ``names``."""
+    if root.is_file():
+        return root if root.suffix.lower() in (".yaml", ".yml") else None
+    candidates = [root / "data.yaml", root / "data.yml", *sorted(root.glob("*.y*ml"))]
+    for candidate in candidates:
+        if candidate.is_file() and "names" in _load_yaml(candidate, quiet=True):
+            return candidate
+    return None
+
+
+def _load_yaml(path: Path, *, quiet: bool = False) -> dict[str, Any]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        if quiet:
+            return {}
+        raise DatasetError(f"Cannot read the YOLO data file {path}: {exc}. Fix its YAML.") from exc
+    return data if isinstance(data, dict) else {}
+
+
+def _split_dirs(root: Path) -> dict[str, Path]:
+    """Image folders per split (``None`` key for a flat ``images/``)."""
+    images = root / "images"
+    if images.is_dir():
+        subs: dict[str, Path] = {}
+        for child in sorted(images.iterdir()):
+            split = SPLIT_ALIASES.get(child.name.lower())
+            if child.is_dir() and split and split not in subs:
+                subs[split] = child
+        return subs or {"": images}
+    found = {}
+    for child in sorted(root.iterdir()) if root.is_dir() else []:
+        split = SPLIT_ALIASES.get(child.name.lower())
+        if split and (child / "images").is_dir() and split not in found:
+            found[split] = child / "images"
+    return found
+
+
+def looks_like_yolo(root: Path) -> bool:
+    """A data YAML with ``names``, or image folders with ``labels`` next to them."""
+    if find_data_yaml(root) is not None:
+        return True
+    dirs = _split_dirs(root)
+    return bool(dirs) and any(_label_dir(d).is_dir() for d in dirs.values())
+
+
+def _label_dir(image_dir: Path) -> Path:
+    parts = list(image_dir.parts)
+    index = len(parts) - 1 - parts[::-1].index("images")
+    parts[index] = "labels"
+    return Path(*parts)
+
+
+def label_path(image: str) -> str:
+    """Where Ultralytics looks for the label file of ``image``."""
+    sa, sb = f"{os.sep}images{os.sep}", f"{os.sep}labels{os.sep}"
+    return sb.join(image.rsplit(sa, 1)).rsplit(".", 1)[0] + ".txt"
+
+
+def _names(data: dict[str, Any]) -> list[str]:
+    names = data.get("names")
+    if isinstance(names, dict):
+        return [str(names[k]) for k in sorted(names, key=int)]
+    if isinstance(names, list):
+        return [str(n) for n in names]
+    return []
+
+
+def _images_of(entry: str, base: Path) -> list[Path]:
+    target = Path(entry) if Path(entry).is_absolute() else base / entry
+    if target.is_dir():
+        return list_images(target)[0]
+    if target.is_file() and target.suffix == ".txt":
+        lines = target.read_text(encoding="utf-8").split()
+        return [(base / line).resolve() if not Path(line).is_absolute() else Path(line)
+                for line in lines]
+    raise DatasetError(
+        f"The YOLO split entry {entry!r} points at {target}, which is neither a folder of "
+        "images nor a .txt list of images. Fix the path in the data YAML."
+    )
+
+
+def _parse_labels(text: str, n_classes: int) -> tuple[list[Box], list[str], int]:
+    """Boxes, bad-line descriptions, and how many boxes reached outside the image."""
+    boxes: list[Box] = []
+    bad: list[str] = []
+    outside = 0
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        try:
+            cls = int(float(fields[0]))
+            values = [float(v) for v in fields[1:]]
+        except ValueError:
+            bad.append(f"line {lineno}: not numbers")
+            continue
+        if len(values) == 4:
+            cx, cy, w, h = values
+            x1, y1, x2, y2 = cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
+        elif len(values) >= 6 and len(values) % 2 == 0:  # polygon
+            xs, ys = values[0::2], values[1::2]
+            x1, y1, x2, y2 = min(xs), min(ys), max(xs), max(ys)
+        else:
+            bad.append(f"line {lineno}: {len(fields)} fields, expected 5")
+            continue
+        if n_classes and not 0 <= cls < n_classes:
+            bad.append(f"line {lineno}: class {cls} not in 0..{n_classes - 1}")
+            continue
+        if x1 < -_TOLERANCE or y1 < -_TOLERANCE or x2 > 1 + _TOLERANCE or y2 > 1 + _TOLERANCE:
+            outside += 1
+        x1, y1, x2, y2 = max(x1, 0.0), max(y1, 0.0), min(x2, 1.0), min(y2, 1.0)
+        if x2 - x1 <= 0 or y2 - y1 <= 0:
+            bad.append(f"line {lineno}: empty box")
+            continue
+        cx, cy, w, h = ((x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1)
+        boxes.append((cls, round(cx, 6), round(cy, 6), round(w, 6), round(h, 6)))
+    return boxes, bad, outside
+
+
+def read_yolo(root: Path) -> RawDataset:
+    """Read a YOLO detection dataset (see the module docstring for the shapes)."""
+    yaml_path = find_data_yaml(root)
+    folder = root.parent if root.is_file() else root
+    per_split: dict[str | None, list[Path]] = {}
+    names: list[str] = []
+    if yaml_path is not None:
+        data = _load_yaml(yaml_path)
+        names = _names(data)
+        base = Path(data.get("path") or yaml_path.parent)
+        base = base if base.is_absolute() else (yaml_path.parent / base).resolve()
+        if not base.is_dir():  # the YAML was written on another machine
+            base = yaml_path.parent
+        for key in ("train", "val", "test"):
+            entries = data.get(key) or []
+            for entry in [entries] if isinstance(entries, str) else entries:
+                per_split.setdefault(key, []).extend(_images_of(str(entry), base))
+    if not per_split:
+        for split_name, image_dir in _split_dirs(folder).items():
+            per_split[split_name or None] = list_images(image_dir)[0]
+    if not names:
+        classes_txt = next((p for p in (folder / "classes.txt", folder / "labels" / "classes.txt")
+                            if p.is_file()), None)
+        if classes_txt is not None:
+            names = [n.strip() for n in classes_txt.read_text().splitlines() if n.strip()]
+    items: list[RawItem] = []
+    bad_files: list[str] = []
+    outside_total = 0
+    used_labels: set[str] = set()
+    for split, images in per_split.items():
+        for image in dict.fromkeys(images):
+            lp = label_path(str(image))
+            boxes: list[Box] = []
+            if os.path.isfile(lp):
+                used_labels.add(os.path.abspath(lp))
+                with open(lp, encoding="utf-8", errors="replace") as handle:
+                    boxes, bad, outside = _parse_labels(handle.read(), len(names))
+                outside_total += outside
+                bad_files.extend(f"{Path(lp).name} {b}" for b in bad)
+            items.append(RawItem(str(image), "", split, tuple(boxes)))
+    if not names:
+        top = max((b[0] for i in items for b in i.boxes), default=-1)
+        names = [str(i) for i in range(top + 1)]
+    warnings: list[str] = []
+    if bad_files:
+        warnings.append(
+            f"{len(bad_files)} bad label line(s) were skipped: {name_some(bad_files, 3)}."
+        )
+    if outside_total:
+        warnings.append(
+            f"{outside_total} box(es) reach outside the image; they were clipped to its edges."
+        )
+    orphans = _orphan_labels(per_split, used_labels)
+    if orphans:
+        warnings.append(
+            f"{len(orphans)} label file(s) have no image: {name_some(orphans, 3)}."
+        )
+    return RawDataset(
+        layout="yolo",
+        task="detect",
+        base=str(folder),
+        classes=names,
+        items=items,
+        warnings=warnings,
+        data_yaml=str(yaml_path) if yaml_path else None,
+    )
+
+
+def _orphan_labels(per_split: dict[str | None, list[Path]], used: set[str]) -> list[str]:
+    dirs = {_label_dir(img.parent) for imgs in per_split.values() for img in imgs
+            if "images" in img.parent.parts}
+    orphans = []
+    for label_dir in sorted(dirs):
+        if label_dir.is_dir():
+            for txt in sorted(label_dir.glob("*.txt")):
+                if txt.name != "classes.txt" and os.path.abspath(txt) not in used:
+                    orphans.append(txt.name)
+    return orphans
