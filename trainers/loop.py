@@ -1,0 +1,241 @@
+"""The training loop shared by the PyTorch backends (torchvision, timm).
+
+Inputs are uint8 image tensors from :class:`~mlsel.trainers.cache.TensorCache`; batches
+are converted, augmented and normalised on the training device. With a frozen backbone
+the validation features are computed once, and with no augmentation the training
+features too, so each epoch only trains the head.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from mlsel.experiment_store.errors import TrainingError
+from mlsel.experiment_store.records import Config, EpochRecord
+from mlsel.trainers.augment import augment_batch, normalise
+from mlsel.trainers.base import EpochCallback, StopRun
+from mlsel.trainers.metrics import classification_metrics
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from mlsel.trainers.zoo import Network
+
+__all__ = ["LoopOutcome", "duplicate_to_minimum", "run_loop"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class LoopOutcome:
+    """What the loop hands back: status, curve, and the best model's validation scores."""
+
+    status: str
+    curve: list[EpochRecord] = field(default_factory=list)
+    val_scores: np.ndarray | None = None
+    best_state: dict | None = None
+    train_seconds: float = 0.0
+    features_cached: bool = False
+
+
+def duplicate_to_minimum(labels: torch.Tensor, minimum: int) -> torch.Tensor:
+    """Training indices where each class is repeated up to ``minimum`` samples (seed 002)."""
+    import torch
+
+    index = torch.arange(len(labels))
+    if minimum <= 0:
+        return index
+    parts = []
+    for cls in labels.unique(sorted=True).tolist():
+        members = index[labels == cls]
+        reps = max(1, math.ceil(minimum / len(members)))
+        parts.append(members.repeat(reps)[: max(minimum, len(members))])
+    return torch.cat(parts)
+
+
+class _Batches:
+    """Turns uint8 batches into normalised float batches on the device."""
+
+    def __init__(self, net: Network, device: torch.device) -> None:
+        self.net, self.device = net, device
+        self.channels_last = device.type == "cuda"
+
+    def prepare(self, images: torch.Tensor, augment: str | None,
+                generator: torch.Generator | None) -> torch.Tensor:
+        import torch
+
+        x = images.to(self.device, non_blocking=True).float().div_(255.0)
+        if augment:
+            x = augment_batch(x, augment, generator)
+        x = normalise(x, self.net.mean, self.net.std)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+
+def _set_trainable(net: Network, finetune: str) -> list:
+    net.backbone.requires_grad_(finetune == "full")
+    if finetune == "partial":
+        for module in net.partial:
+            module.requires_grad_(True)
+    net.head.requires_grad_(True)
+    params = [p for m in (net.backbone, net.head) for p in m.parameters() if p.requires_grad]
+    return params
+
+
+def _optimizer(params: list, config: Config) -> torch.optim.Optimizer:
+    import torch
+
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=0.9,
+                               weight_decay=config.weight_decay, nesterov=True)
+    cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    return cls(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _scheduler(opt: torch.optim.Optimizer, config: Config):  # noqa: ANN202
+    import torch
+
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs)
+    if config.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, config.epochs // 3), gamma=0.1)
+    return None
+
+
+def _features(net: Network, batches: _Batches, images: torch.Tensor, size: int,
+              amp: bool) -> torch.Tensor:
+    import torch
+
+    net.backbone.eval()
+    out = []
+    with torch.no_grad(), torch.autocast(batches.device.type, enabled=amp):
+        for start in range(0, len(images), size):
+            batch = batches.prepare(images[start:start + size], None, None)
+            out.append(net.backbone(batch).float())
+    return torch.cat(out)
+
+
+def run_loop(net: Network, train: tuple[torch.Tensor, torch.Tensor],
+             val: tuple[torch.Tensor, torch.Tensor], config: Config, device: torch.device,
+             on_epoch: EpochCallback | None = None, *,
+             batch_size: int | None = None) -> LoopOutcome:
+    """Train ``net`` per ``config``; return the best epoch's validation scores and state.
+
+    Raises:
+        TrainingError: the training loss became NaN or infinite.
+        torch.cuda.OutOfMemoryError: propagated so the caller can retry a smaller batch.
+    """
+    import torch
+
+    torch.manual_seed(config.seed)
+    gen = torch.Generator(device="cpu").manual_seed(config.seed)
+    batch = batch_size or config.batch_size
+    amp = device.type == "cuda"
+    model = net.model().to(device)
+    if amp:
+        model = model.to(memory_format=torch.channels_last)
+    params = _set_trainable(net, config.finetune)
+    opt, batches = _optimizer(params, config), _Batches(net, device)
+    sched = _scheduler(opt, config)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    (train_x, train_y), (val_x, val_y) = train, val
+    order = duplicate_to_minimum(train_y, config.min_per_class)
+    frozen = config.finetune == "head"
+    eval_size = max(batch, 64)
+    val_feats = _features(net, batches, val_x, eval_size, amp) if frozen else None
+    train_feats = (_features(net, batches, train_x, eval_size, amp)
+                   if frozen and config.augment == "none" else None)
+    augment = None if config.augment == "none" else config.augment
+    val_y_dev = val_y.to(device)
+    out = LoopOutcome(status="completed", features_cached=train_feats is not None)
+    best, stale = -math.inf, 0
+    for epoch in range(1, config.epochs + 1):
+        start = time.perf_counter()
+        net.head.train()
+        if not frozen:
+            net.backbone.train()
+        perm = order[torch.randperm(len(order), generator=gen)]
+        total, seen = 0.0, 0
+        for lo in range(0, len(perm), batch):
+            idx = perm[lo:lo + batch]
+            if len(idx) == 1 and len(perm) > 1:  # BatchNorm cannot train on one sample
+                continue
+            y = train_y[idx].to(device, non_blocking=True)
+            with torch.autocast(device.type, enabled=amp):
+                if train_feats is not None:
+                    logits = net.head(train_feats[idx.to(train_feats.device)])
+                elif frozen:
+                    with torch.no_grad():
+                        feats = net.backbone(batches.prepare(train_x[idx], augment, gen))
+                    logits = net.head(feats.float())
+                else:
+                    logits = model(batches.prepare(train_x[idx], augment, gen))
+                loss = loss_fn(logits.float(), y)
+            if not torch.isfinite(loss):
+                raise TrainingError(
+                    f"The training loss became {loss.item()} at epoch {epoch} (lr={config.lr}). "
+                    "Lower the learning rate or use another optimizer."
+                )
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            total += loss.item() * len(idx)
+            seen += len(idx)
+        if sched is not None:
+            sched.step()
+        out.train_seconds += time.perf_counter() - start
+        scores, val_loss = _evaluate(net, model, batches, val_x, val_feats, val_y_dev, eval_size,
+                                     amp, loss_fn)
+        metrics, _ = classification_metrics(val_y.numpy(), scores)
+        record = EpochRecord(epoch=epoch, train_loss=total / max(seen, 1), val_loss=val_loss,
+                             score=metrics["f1_macro"], seconds=time.perf_counter() - start)
+        out.curve.append(record)
+        if metrics["f1_macro"] > best:
+            best, stale = metrics["f1_macro"], 0
+            out.val_scores = scores
+            # A frozen backbone never changes: keep copies of the head only.
+            part = net.head if frozen else model
+            out.best_state = {k: v.detach().cpu().clone() for k, v in part.state_dict().items()}
+        else:
+            stale += 1
+        try:
+            if on_epoch is not None:
+                on_epoch(record)
+        except StopRun as stop:
+            out.status = stop.status
+            logger.info("run stopped at epoch %d: %s", epoch, stop.status)
+            break
+        if config.patience and stale >= config.patience:
+            logger.info("early stop at epoch %d: no better score for %d epochs", epoch, stale)
+            break
+    if frozen and out.best_state is not None:
+        head_state = out.best_state
+        out.best_state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        out.best_state.update({f"1.{k}": v for k, v in head_state.items()})
+    return out
+
+
+def _evaluate(net: Network, model: torch.nn.Module, batches: _Batches, val_x: torch.Tensor,
+              val_feats: torch.Tensor | None, val_y: torch.Tensor, size: int, amp: bool,
+              loss_fn: torch.nn.Module) -> tuple[np.ndarray, float]:
+    import torch
+
+    model.eval()
+    parts = []
+    with torch.no_grad(), torch.autocast(batches.device.type, enabled=amp):
+        if val_feats is not None:
+            parts.append(net.head(val_feats).float())
+        else:
+            for lo in range(0, len(val_x), size):
+                parts.append(model(batches.prepare(val_x[lo:lo + size], None, None)).float())
+    logits = torch.cat(parts)
+    loss = torch.nn.functional.cross_entropy(logits, val_y).item()
+    return logits.cpu().numpy(), loss

