@@ -120,9 +120,9 @@ def _root(
 def _register() -> None:
     # One module per command group; each exposes `register(app)`, which adds its
     # command(s) or its sub-app. The order here is the order of `mlsel --help`.
-    from mlsel.cli import runs, store
+    from mlsel.cli import profile, refit, run, runs, sample, store, suggest, train
 
-    for module in (runs, store):
+    for module in (sample, profile, train, suggest, run, runs, store, refit):
         module.register(app)
 
 

@@ -1,0 +1,60 @@
+"""`mlsel refit`: retrain the ranker from the store, compare it with baselines, gate it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from mlsel.cli._common import console, print_json, state
+
+__all__ = ["refit_command", "register"]
+
+_METRICS = ("regret@1", "regret@3", "ndcg@5")
+
+
+def refit_command(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    folds: Annotated[
+        int,
+        typer.Option("--folds", min=0,
+                     help="Hold datasets out in at most this many folds (0: one per dataset)."),
+    ] = 10,
+) -> None:
+    """Fit the ranker on every finished run, evaluate it against baselines, maybe activate it."""
+    from mlsel.experiment_store import Store
+    from mlsel.metalearn.refit import refit
+
+    home = state(ctx).home
+    report = refit(Store.open(home), home=home, max_folds=folds or None)
+    if as_json:
+        print_json(report.to_dict())
+        return
+    console.print(_table(report.evaluation["summary"]))
+    evaluation = report.evaluation
+    console.print(
+        f"ranker {report.version}: {report.rows} runs, {report.n_datasets} datasets, "
+        f"evaluated leave-one-{evaluation['group_by']}-out in {evaluation['folds']} folds"
+    )
+    colour = "green" if report.activated else "yellow"
+    verb = "activated" if report.activated else "not activated"
+    console.print(f"[{colour}]{verb}[/]: {report.reason}")
+
+
+def _table(summary: dict[str, dict[str, float]]) -> Any:
+    from rich.table import Table
+
+    table = Table(title="Leave-one-dataset-out (lower regret, higher NDCG is better)")
+    table.add_column("method")
+    for metric in _METRICS:
+        table.add_column(metric, justify="right")
+    for method, values in summary.items():
+        style = "bold" if method == "ranker" else None
+        table.add_row(method, *(f"{values[m]:.3f}" for m in _METRICS), style=style)
+    return table
+
+
+def register(app: typer.Typer) -> None:
+    """Add `mlsel refit`."""
+    app.command("refit")(refit_command)

@@ -1,0 +1,120 @@
+"""`mlsel suggest DATASET`: the configurations most likely to win on a dataset, and why."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mlsel.cli._common import console, parse_duration, print_json, state
+from mlsel.experiment_store.errors import ConfigError
+
+__all__ = ["register", "suggest_command"]
+
+
+def parse_gpus(text: str | None) -> tuple[str, int]:
+    """``(device, count)`` from ``--gpus``: none/cpu, all, a count, or ids like ``0,1``."""
+    if text is None:
+        return "auto", 1
+    low = text.strip().lower()
+    if low in ("none", "cpu", "0"):
+        return "cpu", 1
+    if low == "all":
+        return "cuda", _gpu_count()
+    parts = [p for p in low.split(",") if p.strip()]
+    if not parts or not all(p.strip().isdigit() for p in parts):
+        raise ConfigError(
+            f"The --gpus option must be none, all, a count or ids such as 0,1. Got {text!r}."
+        )
+    count = int(parts[0]) if len(parts) == 1 else len(parts)
+    return "cuda", max(count, 1)
+
+
+def _gpu_count() -> int:
+    import shutil
+    import subprocess
+
+    if not shutil.which("nvidia-smi"):
+        return 1
+    out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, check=False)
+    return max(len([line for line in out.stdout.splitlines() if line.strip()]), 1)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def suggest_command(
+    ctx: typer.Context,
+    dataset: Annotated[Path, typer.Argument(help="Folder of the dataset to suggest models for.")],
+    top: Annotated[int, typer.Option("--top", "-k", min=1, help="How many suggestions.")] = 5,
+    budget: Annotated[
+        str | None, typer.Option("--budget", help="Time budget per run, e.g. 90s, 30m, 2h.")
+    ] = None,
+    gpus: Annotated[
+        str | None, typer.Option("--gpus", help="GPUs to train on: none, all, a count or 0,1.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Profile DATASET and suggest the configurations most likely to win on it."""
+    from mlsel.experiment_store import Store
+    from mlsel.metalearn.suggest import suggest
+
+    budget_s = parse_duration(budget) if budget is not None else None
+    device, count = parse_gpus(gpus)
+    home = state(ctx).home
+    report = suggest(dataset, store=Store.open(home), home=home, top=top, budget_s=budget_s,
+                     device=device, n_devices=count)
+    if as_json:
+        print_json(_as_json(report))
+        return
+    console.print(f"[bold]{report.profile.name or dataset}[/] ({report.profile.task}): "
+                  f"scored by {report.note}")
+    console.print(_table(report))
+    if report.dropped:
+        console.print(f"[dim]{report.dropped} candidates left out: over the budget or memory.[/]")
+    for warning in report.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+
+
+def _as_json(report: Any) -> dict[str, Any]:
+    return {
+        "dataset": report.profile.fingerprint, "name": report.profile.name,
+        "task": report.profile.task, "scorer": report.scorer, "note": report.note,
+        "dropped": report.dropped, "warnings": list(report.warnings),
+        "suggestions": [
+            {"rank": s.rank, "config": s.config.to_dict(), "params": s.config.to_params(),
+             "predicted_score": s.predicted_score, "predicted_seconds": s.predicted_seconds,
+             "predicted_memory_mb": s.predicted_memory_mb, "reasons": list(s.reasons)}
+            for s in report.suggestions
+        ],
+    }
+
+
+def _table(report: Any) -> Any:
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table()
+    for name, justify in (("#", "right"), ("model", "left"), ("training", "left"),
+                          ("score", "right"), ("time", "right"), ("why", "left")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for s in report.suggestions:
+        c = s.config
+        weights = c.pretrained or "scratch"
+        training = (f"{weights}, {c.finetune}, lr {c.lr:g}, {c.optimizer}, aug {c.augment}, "
+                    f"{c.epochs} ep, {c.image_size} px")
+        table.add_row(str(s.rank), escape(f"{c.backend}/{c.arch}"), escape(training),
+                      f"{s.predicted_score:.2f}", _duration(s.predicted_seconds),
+                      escape("; ".join(s.reasons) or "-"))
+    return table
+
+
+def register(app: typer.Typer) -> None:
+    """Add `mlsel suggest`."""
+    app.command("suggest")(suggest_command)

@@ -1,0 +1,187 @@
+"""The learned ranker: LightGBM lambdarank over (dataset profile, config) rows.
+
+One query group per dataset; the relevance of a run is its score's rank within its
+dataset, quantised into ``levels`` grades, and a failed run (or one that never reported
+a score) gets grade 0, the worst outcome. Follows the scikit-learn estimator contract:
+the constructor stores arguments, :meth:`RankerModel.fit` does the work, fitted state
+ends in ``_``, using an unfitted model raises :class:`RankerError` saying what to call.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlsel.experiment_store.errors import RankerError
+from mlsel.metalearn._words import feature_words
+from mlsel.metalearn.features import FeatureEncoder
+
+__all__ = ["RankerModel", "relevance"]
+
+logger = logging.getLogger(__name__)
+MODEL_FILE, ENCODER_FILE, META_FILE = "model.txt", "encoder.json", "meta.json"
+
+
+def relevance(frame: Any, levels: int = 8) -> np.ndarray:
+    """Grades ``0..levels-1`` from the within-dataset score rank; failures get 0."""
+    import polars as pl
+
+    ok = (pl.col("score").is_not_null() & (pl.col("status") != "failed"))
+    ranked = frame.with_row_index("_row").with_columns(
+        pl.when(ok).then(pl.col("score")).otherwise(None).alias("_s")
+    ).with_columns(
+        pl.col("_s").rank("average").over("dataset").alias("_r"),
+        pl.col("_s").count().over("dataset").alias("_n"),
+    )
+    rank = ranked["_r"].to_numpy().astype(float)
+    n = ranked["_n"].to_numpy().astype(float)
+    pct = np.where(n > 1, (rank - 1) / np.maximum(n - 1, 1), 1.0)
+    grade = 1 + np.rint(pct * (levels - 2))
+    return np.where(np.isnan(rank), 0, grade).astype(int)
+
+
+class RankerModel:
+    """LightGBM ``LGBMRanker`` (lambdarank) that ranks configs for a dataset profile.
+
+    Args:
+        n_estimators, learning_rate, num_leaves, min_child_samples: LightGBM settings.
+        levels: number of relevance grades.
+        random_state: seed of LightGBM.
+        n_jobs: LightGBM threads.
+    """
+
+    def __init__(
+        self,
+        n_estimators: int = 200,
+        learning_rate: float = 0.05,
+        num_leaves: int = 15,
+        min_child_samples: int = 5,
+        levels: int = 8,
+        random_state: int = 0,
+        n_jobs: int = 1,
+    ) -> None:
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.min_child_samples = min_child_samples
+        self.levels = levels
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def get_params(self) -> dict[str, Any]:
+        """Constructor arguments (scikit-learn style)."""
+        return {k: getattr(self, k) for k in (
+            "n_estimators", "learning_rate", "num_leaves", "min_child_samples", "levels",
+            "random_state", "n_jobs")}
+
+    def fit(self, frame: Any) -> RankerModel:
+        """Fit on a training-shape frame (``Store.training_frame()``).
+
+        Raises:
+            RankerError: fewer than 2 datasets, or no dataset with 2 scored runs.
+        """
+        import lightgbm as lgb
+
+        if frame.height == 0 or "dataset" not in frame.columns:
+            raise RankerError("The ranker needs runs to learn from; the frame given is empty.")
+        frame = frame.sort("dataset", maintain_order=True)
+        n_datasets = frame["dataset"].n_unique()
+        if n_datasets < 2:
+            raise RankerError(
+                f"The ranker needs finished runs on at least 2 datasets. Got {n_datasets}. "
+                "Log more runs (mlsel run) or import some (mlsel store import)."
+            )
+        y = relevance(frame, self.levels)
+        self.encoder_ = FeatureEncoder().fit(frame)
+        X = self.encoder_.transform(frame)
+        groups = frame.group_by("dataset", maintain_order=True).len()["len"].to_list()
+        names = _safe_names(self.encoder_.feature_names_)
+        cats = [names[self.encoder_.feature_names_.index(c)] for c in self.encoder_.categorical_]
+        model = lgb.LGBMRanker(
+            objective="lambdarank", n_estimators=self.n_estimators,
+            learning_rate=self.learning_rate, num_leaves=self.num_leaves,
+            min_child_samples=self.min_child_samples, random_state=self.random_state,
+            n_jobs=self.n_jobs, verbose=-1, label_gain=[float(2**i - 1) for i in
+                                                         range(max(self.levels, 2))],
+        )
+        model.fit(X, y, group=groups, feature_name=names, categorical_feature=cats or "auto")
+        self.booster_ = model.booster_
+        self.n_rows_ = frame.height
+        self.n_datasets_ = n_datasets
+        self.tasks_ = sorted({str(t) for t in frame["task"].to_list()}) if (
+            "task" in frame.columns) else []
+        return self
+
+    def _check(self) -> None:
+        if not hasattr(self, "booster_"):
+            raise RankerError("This RankerModel is not fitted yet: call fit(frame) or load(path).")
+
+    def predict(self, frame: Any) -> np.ndarray:
+        """A score per row (higher is better; only the order within a dataset means anything)."""
+        self._check()
+        return np.asarray(self.booster_.predict(self.encoder_.transform(frame)))
+
+    def explain(self, frame: Any, top: int = 3) -> list[tuple[str, ...]]:
+        """For each row, the ``top`` features that raised its score most, in words."""
+        self._check()
+        X = self.encoder_.transform(frame)
+        contrib = np.asarray(self.booster_.predict(X, pred_contrib=True))[:, :-1]
+        names = self.encoder_.feature_names_
+        out = []
+        for i in range(X.shape[0]):
+            order = np.argsort(-contrib[i])
+            # a missing value says nothing a user can act on: skip it as a reason
+            chosen = [j for j in order if contrib[i, j] > 0 and not np.isnan(X[i, j])][:top]
+            words = [feature_words(names[j], X[i, j], self.encoder_) for j in chosen]
+            out.append(tuple(words))
+        return out
+
+    def save(self, path: str | Path) -> Path:
+        """Write the model, its encoder and its metadata into the folder ``path``."""
+        self._check()
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.booster_.save_model(str(folder / MODEL_FILE))
+        (folder / ENCODER_FILE).write_text(json.dumps(self.encoder_.to_dict(), indent=1))
+        meta = {"params": self.get_params(), "n_rows": self.n_rows_,
+                "n_datasets": self.n_datasets_, "tasks": self.tasks_}
+        (folder / META_FILE).write_text(json.dumps(meta, indent=1))
+        return folder
+
+    @classmethod
+    def load(cls, path: str | Path) -> RankerModel:
+        """Read a model written by :meth:`save`.
+
+        Raises:
+            RankerError: files missing, another encoding version, or features mismatched.
+        """
+        from mlsel.metalearn._booster import load_booster
+
+        folder = Path(path)
+        missing = [f for f in (MODEL_FILE, ENCODER_FILE, META_FILE) if not (folder / f).is_file()]
+        if missing:
+            raise RankerError(
+                f"The ranker folder {folder} lacks {', '.join(missing)}. Run `mlsel refit`."
+            )
+        meta = json.loads((folder / META_FILE).read_text())
+        model = cls(**meta["params"])
+        model.encoder_ = FeatureEncoder.from_dict(json.loads((folder / ENCODER_FILE).read_text()))
+        model.booster_ = load_booster(folder / MODEL_FILE)
+        if model.booster_.feature_name() != _safe_names(model.encoder_.feature_names_):
+            raise RankerError(
+                f"The ranker in {folder} was trained on other features than its encoder "
+                "declares. Run `mlsel refit` to retrain it."
+            )
+        model.n_rows_, model.n_datasets_ = meta["n_rows"], meta["n_datasets"]
+        model.tasks_ = list(meta.get("tasks", []))
+        return model
+
+
+def _safe_names(names: list[str]) -> list[str]:
+    # LightGBM refuses JSON special characters in feature names.
+    return [re.sub(r"[^0-9A-Za-z_]", "_", n) for n in names]

