@@ -14,7 +14,9 @@ from rich.console import Console
 
 from mlsel.experiment_store.errors import ConfigError
 
-__all__ = ["AppState", "console", "err_console", "parse_duration", "print_json", "state"]
+__all__ = [
+    "AppState", "console", "err_console", "open_store", "parse_duration", "print_json", "state",
+]
 
 console = Console()
 err_console = Console(stderr=True)
@@ -37,6 +39,18 @@ def state(ctx: typer.Context) -> AppState:
 
         root.obj = AppState(home=resolve_home(None))
     return root.obj
+
+
+def open_store(ctx: typer.Context) -> Any:
+    """The store of the command's home; a new one is seeded with the bundled runs first."""
+    from mlsel.experiment_store import Store
+    from mlsel.metalearn.bundled import seed_bundled
+
+    app_state = state(ctx)
+    store = Store.open(app_state.home)
+    seed_bundled(store, home=app_state.home, no_bundled=app_state.no_bundled,
+                 announce=lambda line: err_console.print(f"[dim]{line}[/]"))
+    return store
 
 
 def print_json(data: Any) -> None:

@@ -8,6 +8,8 @@ only composes them. Heavy libraries are imported inside the commands, so that
 from __future__ import annotations
 
 import errno
+import os
+import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated, Any
@@ -37,6 +39,9 @@ class _MlselGroup(TyperGroup):
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise
+        except BrokenPipeError:  # the reader went away (`mlsel runs | head`): stop quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(code=0) from None
         except Exception as exc:  # every error reaches the user as one line
             obj = ctx.obj
             if isinstance(obj, _common.AppState) and obj.debug:

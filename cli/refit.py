@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mlsel.cli._common import console, print_json, state
+from mlsel.cli._common import console, open_store, print_json, state
 
 __all__ = ["refit_command", "register"]
 
@@ -23,11 +23,10 @@ def refit_command(
     ] = 10,
 ) -> None:
     """Fit the ranker on every finished run, evaluate it against baselines, maybe activate it."""
-    from mlsel.experiment_store import Store
     from mlsel.metalearn.refit import refit
 
     home = state(ctx).home
-    report = refit(Store.open(home), home=home, max_folds=folds or None)
+    report = refit(open_store(ctx), home=home, max_folds=folds or None)
     if as_json:
         print_json(report.to_dict())
         return

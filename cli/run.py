@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from mlsel.cli._common import console, err_console, parse_duration, print_json, state
+from mlsel.cli._common import (
+    console,
+    err_console,
+    open_store,
+    parse_duration,
+    print_json,
+    state,
+)
 from mlsel.experiment_store.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -49,17 +56,24 @@ def _live_view(progress: SearchProgress, budget_s: float) -> Table:
 
 def _leaderboard(report: SearchReport, top: int) -> Table:
     table = Table(title=f"Leaderboard: {report.dataset_name} (search {report.name})")
-    for column in ("#", "trial", "status", "score", "model", "pretrained", "lr", "batch",
-                   "epochs", "size", "seconds", "warm", "run"):
-        table.add_column(column, justify="right" if column in ("#", "score", "seconds") else "left")
+    table.add_column("#", justify="right")
+    table.add_column("trial", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("score", justify="right", no_wrap=True)
+    table.add_column("model", no_wrap=True)
+    table.add_column("training")
+    table.add_column("time", justify="right", no_wrap=True)
+    table.add_column("run", no_wrap=True)
     for row in report.rows[:top]:
         c = row.config
         status = f"[{_STYLE.get(row.status, '')}]{row.status}[/]"
-        table.add_row(str(row.rank), str(row.trial), status,
-                      _fmt(row.score), c["arch"], str(c.get("pretrained") or "none"),
-                      f"{c['lr']:.1e}", str(c["batch_size"]), str(c["epochs"]),
-                      str(c["image_size"]), "-" if row.seconds is None else f"{row.seconds:.1f}",
-                      "yes" if row.warm else "", row.run_id or "-")
+        training = (f"{c.get('pretrained') or 'scratch'} {c.get('finetune', '')}, "
+                    f"lr {c['lr']:.0e}, batch {c['batch_size']}, {c['epochs']} ep, "
+                    f"{c['image_size']} px")
+        table.add_row(str(row.rank), f"{row.trial}{' warm' if row.warm else ''}", status,
+                      _fmt(row.score), c["arch"], training,
+                      "-" if row.seconds is None else f"{row.seconds:.0f} s",
+                      (row.run_id or "-")[:8])
     return table
 
 
@@ -149,6 +163,7 @@ def run_command(
         space=_space(model), fixed=fixed,
     )
     home = state(ctx).home
+    open_store(ctx)  # a new store takes the bundled experience before the search starts
     if as_json:
         report = run_search(dataset, settings, home=home, started=started)
         print_json(report.to_dict())

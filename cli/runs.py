@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mlsel.cli._common import console, print_json, state
+from mlsel.cli._common import console, open_store, print_json
 from mlsel.experiment_store.errors import ConfigError
 from mlsel.experiment_store.records import RUN_SOURCES, RUN_STATUSES
 
@@ -76,11 +76,9 @@ def runs_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """List logged runs, newest first."""
-    from mlsel.experiment_store import Store
-
     _check_choice("--status", status, RUN_STATUSES)
     _check_choice("--source", source, RUN_SOURCES)
-    store = Store.open(state(ctx).home)
+    store = open_store(ctx)
     records = store.list_runs(dataset=dataset, status=status, source=source, limit=limit or None)
     names = dict(store.datasets_frame().select("fingerprint", "name").iter_rows())
     if as_json:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
-from mlsel.cli._common import console, print_json, state
+from mlsel.cli._common import console, open_store, print_json, state
 from mlsel.experiment_store.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
@@ -142,9 +142,7 @@ def _print_report(report: ImportReport) -> None:
 @store_app.command("info")
 def info_command(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Where the store is, its schema version and size, and what it holds."""
-    from mlsel.experiment_store import Store
-
-    info = Store.open(state(ctx).home).info()
+    info = open_store(ctx).info()
     if as_json:
         print_json(info)
         return

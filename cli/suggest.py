@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mlsel.cli._common import console, parse_duration, print_json, state
+from mlsel.cli._common import console, open_store, parse_duration, print_json, state
 from mlsel.experiment_store.errors import ConfigError
 
 __all__ = ["register", "suggest_command"]
@@ -62,13 +62,12 @@ def suggest_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Profile DATASET and suggest the configurations most likely to win on it."""
-    from mlsel.experiment_store import Store
     from mlsel.metalearn.suggest import suggest
 
     budget_s = parse_duration(budget) if budget is not None else None
     device, count = parse_gpus(gpus)
     home = state(ctx).home
-    report = suggest(dataset, store=Store.open(home), home=home, top=top, budget_s=budget_s,
+    report = suggest(dataset, store=open_store(ctx), home=home, top=top, budget_s=budget_s,
                      device=device, n_devices=count)
     if as_json:
         print_json(_as_json(report))
@@ -96,22 +95,39 @@ def _as_json(report: Any) -> dict[str, Any]:
     }
 
 
+def _why(reasons: list[str] | tuple[str, ...]) -> str:
+    """Reasons joined, those with the same cause merged: "few images (12): a, b"."""
+    causes: dict[str, list[str]] = {}
+    for reason in reasons:
+        cause, sep, effect = reason.partition(": ")
+        causes.setdefault(cause if sep else reason, [])
+        if sep:
+            causes[cause].append(effect)
+    return "; ".join(f"{cause}: {', '.join(effects)}" if effects else cause
+                     for cause, effects in causes.items()) or "-"
+
+
 def _table(report: Any) -> Any:
     from rich.markup import escape
     from rich.table import Table
 
     table = Table()
-    for name, justify in (("#", "right"), ("model", "left"), ("training", "left"),
-                          ("score", "right"), ("time", "right"), ("why", "left")):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    score = "score" if report.scorer == "ranker" else "rule score"
+    table.add_column("#", justify="right")
+    table.add_column("model", no_wrap=True)
+    table.add_column("training", ratio=2)
+    table.add_column(score, justify="right")
+    table.add_column("time", justify="right", no_wrap=True)
+    table.add_column("why", ratio=3)
     for s in report.suggestions:
         c = s.config
         weights = c.pretrained or "scratch"
         training = (f"{weights}, {c.finetune}, lr {c.lr:g}, {c.optimizer}, aug {c.augment}, "
                     f"{c.epochs} ep, {c.image_size} px")
-        table.add_row(str(s.rank), escape(f"{c.backend}/{c.arch}"), escape(training),
+        model = c.arch if c.backend == "torchvision" else f"{c.arch} ({c.backend})"
+        table.add_row(str(s.rank), escape(model), escape(training),
                       f"{s.predicted_score:.2f}", _duration(s.predicted_seconds),
-                      escape("; ".join(s.reasons) or "-"))
+                      escape(_why(s.reasons)))
     return table
 
 

@@ -138,6 +138,9 @@ def _suggestions(dataset: Any, settings: SearchSettings, store: Any, home: Path,
     report = suggest(dataset, store=store, home=home, top=top,
                      budget_s=max(budget.left(), 1.0), device="cuda" if gpu else "cpu")
     allowed = set(settings.space.models(dataset.task)) if settings.space is not None else None
+    # each warm-start pick gets an equal share of the budget, with one share left for the
+    # sampler: a pick predicted to take longer is trimmed to the epochs that fit its share
+    share = budget.left() / (max(settings.top_k, 1) + 1)
     configs: list[Config] = []
     for suggestion in report.suggestions:
         config = suggestion.config
@@ -145,6 +148,9 @@ def _suggestions(dataset: Any, settings: SearchSettings, store: Any, home: Path,
             continue
         if settings.fixed:
             config = Config.from_params({**config.to_params(), **settings.fixed})
+        elif suggestion.predicted_seconds and suggestion.predicted_seconds > share:
+            per_epoch = suggestion.predicted_seconds / max(config.epochs, 1)
+            config = config.with_(epochs=max(1, min(config.epochs, int(share / per_epoch))))
         if config.key() not in {c.key() for c in configs}:
             configs.append(config)
     return report.profile, configs[: settings.top_k]
