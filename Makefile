@@ -43,11 +43,15 @@ system-packages:
 test: install
 	$(BIN)/pytest -q -p no:cacheprovider
 
+# The main job on a built-in sample, CPU only: 400 real digits -> suggestions -> a
+# 3-minute warm-started search -> leaderboard; the best model lands in demo/mlsel-best.
 demo: install
 	rm -rf $(DEMO)
 	$(BIN)/mlsel --home $(DEMO)/home sample digits $(DEMO)/digits --per-class 40
-	$(BIN)/mlsel --home $(DEMO)/home profile $(DEMO)/digits --card $(DEMO)/digits-card.md
-	$(BIN)/mlsel --home $(DEMO)/home runs
+	$(BIN)/mlsel --home $(DEMO)/home suggest $(DEMO)/digits --top 3
+	$(BIN)/mlsel --home $(DEMO)/home run $(DEMO)/digits --budget 3m --gpus cpu \
+	  --output $(DEMO)/mlsel-best
+	$(BIN)/mlsel --home $(DEMO)/home runs --limit 10
 
 lint: install
 	$(BIN)/ruff check .

@@ -135,8 +135,8 @@ def _suggestions(dataset: Any, settings: SearchSettings, store: Any, home: Path,
         raise RankerError(f"warm start unavailable ({exc})") from exc
     # a narrowed space keeps only some of the ranker's picks: ask for more of them
     top = 50 if settings.space is not None else max(settings.top_k, 1) * 3
-    report = suggest(dataset, store=store, home=home, top=top,
-                     budget_s=max(budget.left(), 1.0), device="cuda" if gpu else "cpu")
+    # no budget here: a pick too long for the budget is trimmed to fewer epochs below
+    report = suggest(dataset, store=store, home=home, top=top, device="cuda" if gpu else "cpu")
     allowed = set(settings.space.models(dataset.task)) if settings.space is not None else None
     # each warm-start pick gets an equal share of the budget, with one share left for the
     # sampler: a pick predicted to take longer is trimmed to the epochs that fit its share
@@ -149,8 +149,10 @@ def _suggestions(dataset: Any, settings: SearchSettings, store: Any, home: Path,
         if settings.fixed:
             config = Config.from_params({**config.to_params(), **settings.fixed})
         elif suggestion.predicted_seconds and suggestion.predicted_seconds > share:
-            per_epoch = suggestion.predicted_seconds / max(config.epochs, 1)
-            config = config.with_(epochs=max(1, min(config.epochs, int(share / per_epoch))))
+            epochs = int(share / (suggestion.predicted_seconds / max(config.epochs, 1)))
+            if epochs < 1:  # not even one epoch fits its share
+                continue
+            config = config.with_(epochs=min(config.epochs, epochs))
         if config.key() not in {c.key() for c in configs}:
             configs.append(config)
     return report.profile, configs[: settings.top_k]

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import importlib
 import logging
-import math
 import pickle
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,9 @@ class TrialLoop:
         self.store = Store.open(job.home)
         self.cache = self.trainer.TensorCache()
         self.last_result: RunResult | None = None
-        self.fastest_s: float | None = None  # wall time of this worker's fastest completed run
+        # observed / predicted wall time of this worker's completed runs: the cost model
+        # learnt on other runs, and this machine may be busier or faster than it thinks
+        self.slowdowns: list[float] = []
         self.profile: Any = None
         self.cost_model: Any = None
 
@@ -103,10 +105,19 @@ class TrialLoop:
 
         trial = self.study.ask()
         config = self._config(trial)
-        predicted = self._predicted_seconds(config)
-        if self.fastest_s is not None:  # no trial here has been faster than the fastest one
-            predicted = max(predicted or 0.0, self.fastest_s)
+        modelled = self._predicted_seconds(config)  # the cost model's own figure
+        slowdown = statistics.median(self.slowdowns) if self.slowdowns else 1.0
+        predicted = None if modelled is None else modelled * slowdown
         left = self.job.budget.left()
+        trimmable = "epochs" not in self.job.fixed and config.epochs > 1  # not a user choice
+        if predicted is not None and modelled and predicted > left and trimmable:
+            # epochs are a budget knob: a config that fits with fewer is trained so
+            epochs = int(left / (predicted / config.epochs))
+            if epochs >= 1:
+                trial.set_user_attr("epochs_trimmed_from", config.epochs)
+                modelled *= epochs / config.epochs
+                predicted = modelled * slowdown
+                config = config.with_(epochs=epochs)
         if not self.job.budget.fits(predicted):
             trial.set_user_attr("status", "skipped")
             trial.set_user_attr("skip_reason", f"predicted {predicted:.0f} s > {left:.0f} s left")
@@ -147,8 +158,8 @@ class TrialLoop:
             run_id, result = None, RunResult(status="failed", error=f"{type(exc).__name__}: {exc}")
         self._tell(trial, run_id, result)
         self.last_result = result
-        if result.status == "completed" and result.wall_seconds:
-            self.fastest_s = min(self.fastest_s or math.inf, float(result.wall_seconds))
+        if result.status == "completed" and result.wall_seconds and modelled:
+            self.slowdowns.append(float(result.wall_seconds) / modelled)
         self.events.put("trial_end", trial=trial.number, status=result.status, score=result.score,
                         run_id=run_id, seconds=result.wall_seconds, warm=warm,
                         config=config.to_dict(), error=result.error)
