@@ -19,7 +19,7 @@ __all__ = ["register", "store_app"]
 
 store_app = typer.Typer(
     name="store",
-    help="Export, import and describe the experiment store.",
+    help="Export, import, describe and configure the experiment store.",
     no_args_is_help=True,
 )
 
@@ -162,6 +162,62 @@ def info_command(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     ]
     for label, value in lines:
         console.print(f"[bold]{label:>15}[/]  {value}", highlight=False)
+
+
+# The settings a user may change, with their default and what they do.
+SETTINGS: dict[str, tuple[Any, str]] = {
+    "refit_every": (20, "refit the ranker after `mlsel run` once this many new runs were "
+                        "logged since the active ranker (0: never)"),
+    "bundled": (True, "seed this store with mlsel's bundled runs on first use "
+                      "(set before first use; same as --no-bundled)"),
+}
+
+
+def _parse_setting(key: str, text: str) -> Any:
+    default = SETTINGS[key][0]
+    low = text.strip().lower()
+    if isinstance(default, bool):
+        if low not in ("true", "false", "1", "0", "yes", "no"):
+            raise ConfigError(f"The setting {key} takes true or false. Got {text!r}.")
+        return low in ("true", "1", "yes")
+    try:
+        value = int(low)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ConfigError(f"The setting {key} takes a whole number >= 0. Got {text!r}.")
+    return value
+
+
+@store_app.command("set")
+def set_command(
+    ctx: typer.Context,
+    key: Annotated[str | None, typer.Argument(help="Setting to change (none: list them).")] = None,
+    value: Annotated[str | None, typer.Argument(help="Its new value.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Show the store's settings, or change one: `mlsel store set refit_every 50`."""
+    from mlsel.experiment_store import Store
+
+    store = Store.open(state(ctx).home)  # not seeded: `bundled` must be settable first
+    if key is not None:
+        if key not in SETTINGS:
+            raise ConfigError(f"Unknown setting {key!r}. Known: {', '.join(SETTINGS)}.")
+        if value is None:
+            raise ConfigError(f"Give a value: mlsel store set {key} VALUE.")
+        store.set_setting(key, _parse_setting(key, value))
+    current = {name: store.get_setting(name, default) for name, (default, _) in SETTINGS.items()}
+    if as_json:
+        print_json(current)
+        return
+    for name, (_, meaning) in SETTINGS.items():
+        console.print(f"[bold]{name}[/] = {_shown(current[name])}  [dim]{meaning}[/]",
+                      highlight=False)
+
+
+def _shown(value: Any) -> str:
+    """A setting as the user types it."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def register(app: typer.Typer) -> None:

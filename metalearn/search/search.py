@@ -283,7 +283,7 @@ def _maybe_refit(store: Any, home: Path) -> str | None:
     """Refit the ranker when ``refit_every`` (setting) runs were logged since the last."""
     every = int(store.get_setting("refit_every", DEFAULT_REFIT_EVERY))
     new_runs = store.runs_since_active_ranker()
-    if new_runs < every:
+    if every <= 0 or new_runs < every:  # 0: never
         return None
     try:
         from mlsel.metalearn.refit import refit

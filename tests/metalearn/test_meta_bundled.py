@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
 from mlsel.cli.app import app
 from mlsel.experiment_store import Store
 from mlsel.metalearn import bundled
 from mlsel.metalearn.synthetic import synthetic_runs
-from typer.testing import CliRunner
 
 
 @pytest.fixture()
@@ -67,7 +68,8 @@ def test_cli_suggest_on_a_fresh_home_uses_the_bundled_ranker(
     data = write_sample("shapes", mlsel_home.parent / "shapes", classes=3, per_class=8, size=32)
     result = CliRunner().invoke(app, ["suggest", str(data), "--top", "2"])
     assert result.exit_code == 0, result.output
-    assert "Seeding a new store" in result.output and "scored by ranker" in result.output
+    assert "Seeding a new store" in result.output, result.output
+    assert "scored by ranker" in result.output, result.output
     result = CliRunner().invoke(app, ["--no-bundled", "--home", str(mlsel_home.parent / "bare"),
                                       "suggest", str(data), "--top", "2"])
     assert result.exit_code == 0 and "scored by rules" in result.output
