@@ -22,7 +22,7 @@ import numpy as np
 
 from mlsel.experiment_store.errors import ConfigError, DatasetError
 
-__all__ = ["FASHION_MNIST_DIR", "SAMPLES", "write_sample"]
+__all__ = ["FASHION_MNIST_DIR", "SAMPLES", "load_real", "write_sample"]
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +84,18 @@ _REAL: dict[str, Callable[[], tuple[np.ndarray, np.ndarray, tuple[str, ...]]]] =
     "mnist": _mnist,
     "fashion-mnist": _fashion_mnist,
 }
+
+
+def load_real(name: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """``(uint8 images (n, h, w), integer labels, class names)`` of a real sample source.
+
+    Raises:
+        DatasetError: ``name`` is not one of digits, mnist, fashion-mnist, or its data is
+            not installed.
+    """
+    if name not in _REAL:
+        raise DatasetError(f"No real source named {name!r}. Known: {', '.join(_REAL)}.")
+    return _REAL[name]()
 
 
 def _check_args(name: str, classes: int | None, per_class: int | None, size: int | None) -> None:

@@ -1,0 +1,180 @@
+"""Regenerate ``benchmarks/README.md``: the benchmark report, from what the benchmarks wrote.
+
+    .venv/bin/python benchmarks/report.py [--corpus-home benchmarks/out/corpus/home]
+
+Sections, each with the machine it ran on:
+
+1. Leave-one-source-out evaluation of the ranker vs every baseline on the bundled corpus
+   (the store the corpus harness filled, or the shipped ``data_cards/bundled/runs.parquet``
+   imported into a temporary store): regret@1, regret@3, NDCG@5, and a PNG.
+2. The warm-start anytime curves of ``benchmarks/warmstart.py`` (its table and PNG).
+3. Training, profiling and store throughput ratios (``train_bench.py``,
+   ``profile_bench.py``, ``store_bench.py``).
+
+A section whose benchmark has not been run says so and names the command to run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "out"
+REPORT = ROOT / "benchmarks" / "README.md"
+SOURCES = ("fashion-mnist", "mnist", "digits", "shapes")  # longest match first
+METHODS = ("ranker", "rules", "nearest-dataset", "best-on-average", "random")
+
+
+def origin(name: str) -> str:
+    """The real source a corpus task was derived from, read off its name."""
+    low = (name or "").lower()
+    for source in SOURCES:
+        if low.startswith(source):
+            return source
+    return "other"
+
+
+def corpus_frame(corpus_home: Path | None) -> tuple[Any, str]:
+    """The training frame of the corpus runs, with an ``origin`` column, and where it came from."""
+    import polars as pl
+
+    from mlsel.experiment_store import Store
+    from mlsel.metalearn.bundled import bundled_file
+
+    if corpus_home is not None and (corpus_home / "experiments.duckdb").is_file():
+        store, where = Store.open(corpus_home), f"the corpus store {corpus_home}"
+    else:
+        shipped = bundled_file()
+        if shipped is None:
+            return None, "no corpus store and no shipped bundled runs"
+        store = Store.open(tempfile.mkdtemp(prefix="mlsel-report-"))
+        store.import_file(shipped)
+        where = f"the shipped {shipped.relative_to(ROOT) if ROOT in shipped.parents else shipped}"
+    frame = store.training_frame()
+    names = frame["dataset_name"].fill_null("").to_list()
+    return frame.with_columns(pl.Series("origin", [origin(n) for n in names])), where
+
+
+def loso_section(corpus_home: Path | None) -> tuple[str, dict[str, Any]]:
+    from mlsel.metalearn.evaluation import evaluate
+
+    frame, where = corpus_frame(corpus_home)
+    if frame is None or frame.height == 0:
+        return ("Not measured yet: build the corpus with `python -m benchmarks.corpus.harness` "
+                f"({where}).\n", {})
+    loso = evaluate(frame, group_by="origin")
+    lodo = evaluate(frame, group_by="dataset", max_folds=10)
+    counts = {o: (frame.filter(frame["origin"] == o)["dataset"].n_unique(),
+                  frame.filter(frame["origin"] == o).height)
+              for o in sorted(set(frame["origin"].to_list()))}
+    lines = [f"Runs: {frame.height} finished runs on {frame['dataset'].n_unique()} tasks from "
+             f"{where}; by source: " + ", ".join(f"{o} {t} tasks / {n} runs"
+                                                 for o, (t, n) in counts.items()) + ".", ""]
+    for title, ev in (("Leave one source out", loso), ("Leave one task out (10 folds)", lodo)):
+        lines += [f"**{title}** ({ev.folds} folds, {ev.n_datasets} held-out tasks; lower "
+                  "regret and higher NDCG are better):", "",
+                  "| method | regret@1 | regret@3 | NDCG@5 |", "|---|---|---|---|"]
+        for method in METHODS:
+            if method in ev.summary:
+                m = ev.summary[method]
+                lines.append(f"| {method} | {m['regret@1']:.3f} | {m['regret@3']:.3f} | "
+                             f"{m['ndcg@5']:.3f} |")
+        lines.append("")
+    _plot_loso(loso.summary, OUT / "loso.png")
+    lines.append("![leave-one-source-out](out/loso.png)\n")
+    data = {"loso": loso.to_dict(), "lodo": lodo.to_dict(), "counts": counts}
+    return "\n".join(lines), data
+
+
+def _plot_loso(summary: Any, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = [m for m in METHODS if m in summary]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for ax, metric in zip(axes, ("regret@1", "regret@3", "ndcg@5"), strict=True):
+        ax.bar(methods, [summary[m][metric] for m in methods],
+               color=["tab:blue" if m == "ranker" else "tab:grey" for m in methods])
+        ax.set_title(metric)
+        ax.tick_params(axis="x", rotation=30)
+    fig.suptitle("Leave-one-source-out on the bundled corpus")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
+def _read(name: str) -> dict[str, Any] | None:
+    path = OUT / name
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def warmstart_section() -> str:
+    table = OUT / "warmstart.md"
+    if not table.is_file():
+        return "Not measured yet: run `.venv/bin/python benchmarks/warmstart.py`.\n"
+    body = table.read_text().split("\n", 2)[-1].strip()
+    return f"{body}\n\n![warm start](out/warmstart.png)\n"
+
+
+def throughput_section() -> str:
+    lines = ["| benchmark | mlsel | reference | ratio | target |", "|---|---|---|---|---|"]
+    train = _read("train_bench.json")
+    if train:
+        for mode, target in (("head", "1.5x"), ("full", "1.0x")):
+            t = train["throughput"][mode]
+            lines.append(f"| train, {mode} fine-tuning ({train['data']}, {train['image_size']} "
+                         f"px, CPU) | {t['mlsel']['images_per_second']:.1f} img/s | "
+                         f"{t['reference']['images_per_second']:.1f} img/s | "
+                         f"{t['speedup']:.2f}x | {target} |")
+    for name in ("profile_bench.json", "profile_bench_10k.json"):
+        prof = _read(name)
+        if prof:
+            ref = prof["rows"][0]
+            for row in prof["rows"][1:]:
+                lines.append(f"| {row['method']} ({prof['images']} JPEGs {prof['size'][0]}x"
+                             f"{prof['size'][1]}) | {row['images_per_s']:.0f} img/s | "
+                             f"{ref['images_per_s']:.0f} img/s | {row['speedup']:.2f}x | 2x |")
+    store = _read("store_bench.json")
+    if store:
+        lines.append(f"| store: log {store['runs']:,} runs | {store['api_runs_per_s']:,} runs/s | "
+                     f"{store['bare_runs_per_s']:,} runs/s (bare DuckDB) | 1/"
+                     f"{store['api_over_bare']:.2f} | within 5x |")
+        lines.append(f"| store: training frame of {store['runs']:,} runs | "
+                     f"{store['training_frame_best_s']:.2f} s | - | - | under 1 s |")
+    if len(lines) == 2:
+        return "Not measured yet: run the `benchmarks/*_bench.py` scripts.\n"
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus-home", type=Path, default=OUT / "corpus" / "home")
+    args = parser.parse_args()
+    loso, data = loso_section(args.corpus_home)
+    machine = (f"{platform.machine()}, {platform.system()} {platform.release()}, "
+               f"Python {platform.python_version()}")
+    text = "\n".join([
+        "# Benchmarks", "",
+        "Regenerated by `.venv/bin/python benchmarks/report.py` from what the benchmark "
+        "scripts wrote to `benchmarks/out/`. Speed is always a ratio against a reference "
+        "measured in the same run, because the machines are shared and noisy.", "",
+        f"Machine of this report: {machine}, CPU only (2 cores) unless a section says "
+        "otherwise.", "",
+        "## The ranker on the bundled corpus", "", loso,
+        "## Warm start: best score over time", "", warmstart_section(),
+        "## Throughput", "", throughput_section(),
+    ])
+    REPORT.write_text(text)
+    (OUT / "report.json").write_text(json.dumps(data, indent=1, default=str))
+    print(f"wrote {REPORT}")
+
+
+if __name__ == "__main__":
+    main()
