@@ -31,10 +31,12 @@ def _spread(prefix: str, counts: Sequence[int]) -> dict[str, float]:
 def size_features(dataset: Dataset) -> dict[str, float]:
     """Size, balance and quality features (no image is opened)."""
     items = dataset.items
+    # class sizes count what a model trains on: the training split (all images if none)
+    training = [item for item in items if item.split == "train"] or list(items)
     if dataset.task == "classify":
-        per_class = Counter(item.label for item in items)
+        per_class = Counter(item.label for item in training)
     else:  # images that contain the class
-        per_class = Counter(c for item in items for c in {box[0] for box in item.boxes})
+        per_class = Counter(c for item in training for c in {box[0] for box in item.boxes})
     counts = [per_class.get(c, 0) if dataset.task == "classify" else per_class.get(i, 0)
               for i, c in enumerate(dataset.classes)]
     counts = [n for n in counts if n > 0]

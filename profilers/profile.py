@@ -54,7 +54,7 @@ __all__ = ["PIXEL_SAMPLE_CAP", "PROFILER_VERSION", "profile_cached", "profile_da
 
 logger = logging.getLogger(__name__)
 
-PROFILER_VERSION = "1.0"
+PROFILER_VERSION = "1.1"  # 1.1: class sizes count the training split
 PIXEL_SAMPLE_CAP = 500  # images decoded for pixel statistics (every file is still counted)
 
 

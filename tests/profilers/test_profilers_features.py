@@ -54,11 +54,14 @@ def test_grayscale_share_sizes_and_formats(tmp_path, save) -> None:
 
 
 def test_balance_and_size_features(make_classes) -> None:
-    data = read_dataset(make_classes({"a": 2, "b": 8}))
+    root = make_classes({"a": 2, "b": 8}, split="train")
+    make_classes({"a": 20, "b": 20}, root=root, split="val")  # class sizes count training
+    data = read_dataset(root)
     features = profile_dataset(data, landmarkers=False).features
     assert features["imbalance_ratio"] == 4.0 and features["images_per_class_min"] == 2.0
     assert features["class_entropy"] == pytest.approx(0.7219, abs=1e-4)
-    assert features["small_class_share"] == 1.0 and features["n_images"] == 10.0
+    assert features["small_class_share"] == 1.0 and features["n_images"] == 50.0
+    assert features["n_train"] == 10.0 and features["n_val"] == 40.0
 
 
 def test_detection_features(tmp_path, save) -> None:
