@@ -15,6 +15,7 @@ A scorer is ``scorer(train, test) -> np.ndarray``: fit on the training-shape fra
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -76,7 +77,9 @@ def nearest_scorer(train: Any, test: Any, k: int = 3) -> np.ndarray:
         return _portfolio(train, test.drop("_row"))
     centres = train.group_by("dataset").agg([pl.col(c).cast(pl.Float64).mean() for c in feats])
     matrix = centres.select(feats).to_numpy().astype(float)
-    mean, std = np.nanmean(matrix, axis=0), np.nanstd(matrix, axis=0)
+    with warnings.catch_warnings():  # a feature no dataset has is all NaN: left out below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean, std = np.nanmean(matrix, axis=0), np.nanstd(matrix, axis=0)
     usable = np.isfinite(std) & (std > 0)
     z = np.nan_to_num((matrix[:, usable] - mean[usable]) / std[usable])
     names = centres["dataset"].to_list()
