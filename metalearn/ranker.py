@@ -132,13 +132,21 @@ class RankerModel:
         X = self.encoder_.transform(frame)
         contrib = np.asarray(self.booster_.predict(X, pred_contrib=True))[:, :-1]
         names = self.encoder_.feature_names_
+        profile = np.array([n.startswith("feat_") for n in names])
+        # The dataset's features are the same on every row; what differs is how much each
+        # config gains from them. The profile reason is the feature that lifts this row
+        # most above the average candidate ("few images per class" favours this config).
+        lift = contrib - contrib.mean(axis=0) if X.shape[0] > 1 else contrib
         out = []
         for i in range(X.shape[0]):
-            order = np.argsort(-contrib[i])
             # a missing value says nothing a user can act on: skip it as a reason
-            chosen = [j for j in order if contrib[i, j] > 0 and not np.isnan(X[i, j])][:top]
-            words = [feature_words(names[j], X[i, j], self.encoder_) for j in chosen]
-            out.append(tuple(words))
+            known = ~np.isnan(X[i])
+            data = [j for j in np.argsort(-lift[i])
+                    if profile[j] and known[j] and lift[i, j] > 0 and contrib[i, j] > 0][:1]
+            rest = [j for j in np.argsort(-contrib[i])
+                    if j not in data and known[j] and contrib[i, j] > 0][: top - len(data)]
+            out.append(tuple(feature_words(names[j], X[i, j], self.encoder_)
+                             for j in data + rest))
         return out
 
     def save(self, path: str | Path) -> Path:
