@@ -41,7 +41,8 @@ SOURCE_TEXT = {
 }
 
 FAMILY_TEXT = {
-    "subset": "k classes (a seeded choice) and n training images a class, n from 5 to 60.",
+    "subset": "k classes (a seeded choice) and n training images a class, n from 5 to 500 "
+              "(150 for digits, 480 for MNIST: what the source holds).",
     "imbalance": "10 classes whose training sizes decay geometrically from 60 to 6 "
                  "(largest / smallest = 10).",
     "resolution": "10 classes x 30 images resized (bilinear) to a smaller or larger side "

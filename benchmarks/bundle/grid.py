@@ -5,13 +5,16 @@ three fine-tuning modes and from-scratch ones (mlsel's small CNN, ResNet-18, Mob
 Small), learning rates over two decades, the three augmentation presets and 3 to 10
 epochs. Pretrained models see 64 px images, from-scratch ones 32 px: sizes the candidate
 space proposes, small enough for a CPU corpus.
+
+Detection tasks get their own grid, YOLO11 from scratch (no detection weights ship
+offline): two sizes, two learning rates, 30 or 60 epochs at 96 px.
 """
 
 from __future__ import annotations
 
 from mlsel.experiment_store.records import Config
 
-__all__ = ["GRID"]
+__all__ = ["DETECT_GRID", "GRID", "grid_for"]
 
 
 def _pretrained(arch: str, finetune: str, lr: float, augment: str, epochs: int) -> Config:
@@ -43,3 +46,21 @@ GRID: tuple[Config, ...] = (
     _scratch("mobilenet_v3_small", 1e-3, "none", 5),
     _scratch("mobilenet_v3_small", 1e-2, "light", 10),
 )
+
+
+def _yolo(arch: str, lr: float, augment: str, epochs: int) -> Config:
+    return Config(backend="ultralytics", arch=arch, pretrained=None, finetune="full", lr=lr,
+                  augment=augment, epochs=epochs, image_size=96, batch_size=16)
+
+
+DETECT_GRID: tuple[Config, ...] = (
+    _yolo("yolo11n", 1e-3, "light", 30),
+    _yolo("yolo11n", 1e-2, "light", 30),
+    _yolo("yolo11n", 1e-3, "strong", 60),
+    _yolo("yolo11s", 1e-3, "light", 30),
+)
+
+
+def grid_for(task: str) -> tuple[Config, ...]:
+    """The grid a task of kind ``task`` (``classify`` or ``detect``) is trained with."""
+    return DETECT_GRID if task == "detect" else GRID

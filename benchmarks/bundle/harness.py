@@ -8,7 +8,8 @@
 Resumable: a (task, config) pair with a finished run in the store is not trained again, so
 a killed harness continues where it stopped. Runs are logged with ``source = bundled`` to
 the store at ``--home`` (default ``benchmarks/out/bundle/home``); tasks are written under
-``--tasks-dir``. Uses a GPU when there is one (``--device auto``).
+``--tasks-dir``. Uses a GPU when there is one (``--device auto``). ``--detect`` adds the
+detection tasks and their YOLO11 grid (slow on a CPU: scratch YOLO needs many epochs).
 """
 
 from __future__ import annotations
@@ -35,18 +36,21 @@ def done_pairs(store) -> set[tuple[str, str]]:  # noqa: ANN001
 
 def run_corpus(home: Path, tasks_dir: Path, *, shard: tuple[int, int] = (0, 1),
                device: str = "auto", limit_tasks: int | None = None,
-               configs: tuple | None = None, say=print) -> dict[str, int]:  # noqa: ANN001
-    """Build, profile and train the shard's tasks; returns counts of runs by status."""
-    from benchmarks.bundle.grid import GRID
-    from benchmarks.bundle.tasks import build_task, corpus_tasks
+               configs: tuple | None = None, detect: bool = False,
+               say=print) -> dict[str, int]:  # noqa: ANN001
+    """Build, profile and train the shard's tasks; returns counts of runs by status.
+
+    ``configs`` replaces the grid of every task; ``detect`` adds the detection tasks.
+    """
+    from benchmarks.bundle.grid import grid_for
+    from benchmarks.bundle.tasks import build_task, corpus_tasks, detect_tasks
     from mlsel.experiment_store import Store
     from mlsel.profilers import read_dataset
     from mlsel.profilers.profile import profile_cached
     from mlsel.trainers import TensorCache, train
 
-    configs = configs or GRID
     index, count = shard
-    specs = corpus_tasks()[:limit_tasks][index::count]
+    specs = (corpus_tasks() + (detect_tasks() if detect else []))[:limit_tasks][index::count]
     store = Store.open(home)
     loaded: dict = {}
     counts: dict[str, int] = {}
@@ -56,7 +60,7 @@ def run_corpus(home: Path, tasks_dir: Path, *, shard: tuple[int, int] = (0, 1),
         profile_cached(dataset, store)
         done = done_pairs(store)
         cache = TensorCache()
-        for config in configs:
+        for config in configs or grid_for(dataset.task):
             if (dataset.fingerprint, config.key()) in done:
                 continue
             started = time.time()
@@ -87,6 +91,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--limit-tasks", type=int, default=None)
+    parser.add_argument("--detect", action="store_true",
+                        help="add the detection tasks (YOLO11 from scratch)")
     parser.add_argument("--export", type=Path, default=None,
                         help="only export the store's runs to this Parquet file")
     args = parser.parse_args()
@@ -103,7 +109,7 @@ def main() -> None:
     index, count = (int(x) for x in args.shard.split("/"))
     started = time.time()
     counts = run_corpus(args.home, args.tasks_dir, shard=(index, count), device=args.device,
-                        limit_tasks=args.limit_tasks,
+                        limit_tasks=args.limit_tasks, detect=args.detect,
                         say=lambda line: print(line, flush=True))
     print(f"shard {index}/{count} done in {time.time() - started:.0f} s: {counts}",
           file=sys.stderr)

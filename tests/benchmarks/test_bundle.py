@@ -8,10 +8,18 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from benchmarks.bundle.grid import GRID
+from benchmarks.bundle.grid import DETECT_GRID, GRID, grid_for
 from benchmarks.bundle.harness import done_pairs, run_corpus
-from benchmarks.bundle.tasks import VAL_PER_CLASS, TaskSpec, build_task, corpus_tasks
+from benchmarks.bundle.tasks import (
+    VAL_PER_CLASS,
+    TaskSpec,
+    build_task,
+    corpus_tasks,
+    detect_tasks,
+)
 from mlsel.experiment_store import Store
+from mlsel.metalearn.space import CandidateSpace
+from mlsel.profilers import read_dataset
 
 
 def _pixels(folder: Path) -> np.ndarray:
@@ -23,7 +31,8 @@ def test_the_corpus_is_big_and_varied_and_its_grid_spans_the_space() -> None:
     assert len(tasks) >= 40 and len({t.name for t in tasks}) == len(tasks)
     assert {t.source for t in tasks} == {"digits", "mnist", "fashion-mnist"}
     assert {t.family for t in tasks} >= {"subset", "imbalance", "resolution", "noise", "tint"}
-    assert min(t.per_class for t in tasks) == 5
+    sizes = [t.per_class for t in tasks if t.family == "subset"]
+    assert min(sizes) == 5 and max(sizes) == 500
     assert len(GRID) >= 16 and len({c.key() for c in GRID}) == len(GRID)
     assert {c.finetune for c in GRID} == {"head", "partial", "full"}
     assert {c.augment for c in GRID} == {"none", "light", "strong"}
@@ -57,6 +66,35 @@ def test_corruptions_change_the_pixels_as_named(tmp_path) -> None:
             assert (red > blue + 50).all()
         else:
             assert np.abs(images.astype(int) - plain.astype(int)).mean() > 10
+
+
+def test_detection_tasks_box_exactly_the_ink_of_each_pasted_object(tmp_path) -> None:
+    spec = detect_tasks()[1]
+    dataset = read_dataset(build_task(spec, tmp_path))
+    assert dataset.task == "detect" and dataset.num_classes == spec.classes
+    record = json.loads((tmp_path / spec.name / "derivation.json").read_text())
+    assert sum(len(item.boxes) for item in dataset.items) == record["objects"] > 60
+    assert len(dataset.split("val")) == record["val_images"] > 0
+    side = spec.params["canvas"]
+    for item in dataset.items[:10]:
+        pixels = np.asarray(Image.open(item.path)).astype(int)
+        inside = np.zeros_like(pixels, dtype=bool)
+        for box in item.boxes:
+            cx, cy, w, h = (v * side for v in box[1:])
+            left, top = round(cx - w / 2), round(cy - h / 2)
+            right, bottom = round(cx + w / 2), round(cy + h / 2)
+            inside[top:bottom, left:right] = True
+            ink = pixels[top:bottom, left:right] > 32
+            # tight: ink on every edge of the box
+            assert ink[0].any() and ink[-1].any() and ink[:, 0].any() and ink[:, -1].any()
+        assert (pixels[~inside] <= 32).all()  # no ink outside the boxes
+
+
+def test_detection_tasks_get_yolo_configs_the_space_knows() -> None:
+    assert grid_for("detect") == DETECT_GRID and grid_for("classify") == GRID
+    known = {m.partition("/")[2] for m in CandidateSpace().models("detect")}
+    assert {c.arch for c in DETECT_GRID} <= known
+    assert {c.backend for c in DETECT_GRID} == {"ultralytics"}
 
 
 def test_the_harness_logs_bundled_runs_and_resumes(tmp_path) -> None:
