@@ -1,6 +1,6 @@
 """Regenerate ``benchmarks/README.md``: the benchmark report, from what the benchmarks wrote.
 
-    .venv/bin/python benchmarks/report.py [--corpus-home benchmarks/out/corpus/home]
+    .venv/bin/python benchmarks/report.py [--corpus-home benchmarks/out/bundle/home]
 
 Sections, each with the machine it ran on:
 
@@ -65,7 +65,7 @@ def loso_section(corpus_home: Path | None) -> tuple[str, dict[str, Any]]:
 
     frame, where = corpus_frame(corpus_home)
     if frame is None or frame.height == 0:
-        return ("Not measured yet: build the corpus with `python -m benchmarks.corpus.harness` "
+        return ("Not measured yet: build the corpus with `python -m benchmarks.bundle.harness` "
                 f"({where}).\n", {})
     loso = evaluate(frame, group_by="origin")
     lodo = evaluate(frame, group_by="dataset", max_folds=10)
@@ -75,7 +75,7 @@ def loso_section(corpus_home: Path | None) -> tuple[str, dict[str, Any]]:
     lines = [f"Runs: {frame.height} finished runs on {frame['dataset'].n_unique()} tasks from "
              f"{where}; by source: " + ", ".join(f"{o} {t} tasks / {n} runs"
                                                  for o, (t, n) in counts.items()) + ".", ""]
-    for title, ev in (("Leave one source out", loso), ("Leave one task out (10 folds)", lodo)):
+    for title, ev in (("Leave one source out", loso), ("Leave one task out", lodo)):
         lines += [f"**{title}** ({ev.folds} folds, {ev.n_datasets} held-out tasks; lower "
                   "regret and higher NDCG are better):", "",
                   "| method | regret@1 | regret@3 | NDCG@5 |", "|---|---|---|---|"]
@@ -85,10 +85,28 @@ def loso_section(corpus_home: Path | None) -> tuple[str, dict[str, Any]]:
                 lines.append(f"| {method} | {m['regret@1']:.3f} | {m['regret@3']:.3f} | "
                              f"{m['ndcg@5']:.3f} |")
         lines.append("")
+    lines += _per_source(frame, loso)
     _plot_loso(loso.summary, OUT / "loso.png")
     lines.append("![leave-one-source-out](out/loso.png)\n")
     data = {"loso": loso.to_dict(), "lodo": lodo.to_dict(), "counts": counts}
     return "\n".join(lines), data
+
+
+def _per_source(frame: Any, loso: Any) -> list[str]:
+    """regret@1 of each method on the tasks of each held-out source."""
+    import numpy as np
+
+    source_of = dict(zip(frame["dataset"].to_list(), frame["origin"].to_list(), strict=True))
+    sources = sorted({source_of[row["dataset"]] for row in loso.per_dataset})
+    methods = [m for m in METHODS if m in loso.summary]
+    lines = ["regret@1 by held-out source (mean over its tasks):", "",
+             "| held-out source | tasks | " + " | ".join(methods) + " |",
+             "|---|---|" + "---|" * len(methods)]
+    for source in sources:
+        rows = [r for r in loso.per_dataset if source_of[r["dataset"]] == source]
+        cells = [f"{np.mean([r[m]['regret@1'] for r in rows]):.3f}" for m in methods]
+        lines.append(f"| {source} | {len(rows)} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def _plot_loso(summary: Any, path: Path) -> None:
@@ -155,7 +173,7 @@ def throughput_section() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus-home", type=Path, default=OUT / "corpus" / "home")
+    parser.add_argument("--corpus-home", type=Path, default=OUT / "bundle" / "home")
     args = parser.parse_args()
     loso, data = loso_section(args.corpus_home)
     machine = (f"{platform.machine()}, {platform.system()} {platform.release()}, "
