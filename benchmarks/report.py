@@ -47,7 +47,9 @@ def corpus_frame(corpus_home: Path | None) -> tuple[Any, str]:
     from mlsel.metalearn.bundled import bundled_file
 
     if corpus_home is not None and (corpus_home / "experiments.duckdb").is_file():
-        store, where = Store.open(corpus_home), f"the corpus store {corpus_home}"
+        shown = corpus_home.resolve()
+        shown = shown.relative_to(ROOT) if ROOT in shown.parents else shown
+        store, where = Store.open(corpus_home), f"the corpus store {shown}"
     else:
         shipped = bundled_file()
         if shipped is None:
@@ -72,9 +74,11 @@ def loso_section(corpus_home: Path | None) -> tuple[str, dict[str, Any]]:
     counts = {o: (frame.filter(frame["origin"] == o)["dataset"].n_unique(),
                   frame.filter(frame["origin"] == o).height)
               for o in sorted(set(frame["origin"].to_list()))}
+    devices = ", ".join(sorted({str(d) for d in frame["device"].to_list()}))
     lines = [f"Runs: {frame.height} finished runs on {frame['dataset'].n_unique()} tasks from "
-             f"{where}; by source: " + ", ".join(f"{o} {t} tasks / {n} runs"
-                                                 for o, (t, n) in counts.items()) + ".", ""]
+             f"{where}, {frame['wall_seconds'].sum() / 3600:.1f} h of training on {devices}; "
+             "by source: " + ", ".join(f"{o} {t} tasks / {n} runs"
+                                       for o, (t, n) in counts.items()) + ".", ""]
     for title, ev in (("Leave one source out", loso), ("Leave one task out", lodo)):
         lines += [f"**{title}** ({ev.folds} folds, {ev.n_datasets} held-out tasks; lower "
                   "regret and higher NDCG are better):", "",

@@ -1,7 +1,7 @@
 """The bundled experience: runs that ship with mlsel, seeded into a new store once.
 
 ``data_cards/bundled/runs.parquet`` is an mlsel store export made by the corpus harness
-(``benchmarks/corpus``) on tasks derived from data that ships offline. On first use a
+(``benchmarks/bundle``) on tasks derived from data that ships offline. On first use a
 store imports it (its runs keep ``source = bundled``) and, when no ranker is active yet,
 a first refit fits one, so ``mlsel suggest`` on a fresh machine uses learned knowledge.
 The store remembers that it was seeded (setting ``bundled_seeded``), so runs a user
