@@ -55,25 +55,23 @@ def _live_view(progress: SearchProgress, budget_s: float) -> Table:
 
 
 def _leaderboard(report: SearchReport, top: int) -> Table:
+    """Best first; fits 80 columns (the run id sits under the model, in grey)."""
     table = Table(title=f"Leaderboard: {report.dataset_name} (search {report.name})")
-    table.add_column("#", justify="right")
     table.add_column("trial", no_wrap=True)
     table.add_column("status", no_wrap=True)
     table.add_column("score", justify="right", no_wrap=True)
-    table.add_column("model", no_wrap=True)
-    table.add_column("training")
+    table.add_column("model / run", no_wrap=True, overflow="ellipsis", max_width=18)
+    table.add_column("training", min_width=16)
     table.add_column("time", justify="right", no_wrap=True)
-    table.add_column("run", no_wrap=True)
     for row in report.rows[:top]:
         c = row.config
         status = f"[{_STYLE.get(row.status, '')}]{row.status}[/]"
         training = (f"{c.get('pretrained') or 'scratch'} {c.get('finetune', '')}, "
                     f"lr {c['lr']:.0e}, batch {c['batch_size']}, {c['epochs']} ep, "
                     f"{c['image_size']} px")
-        table.add_row(str(row.rank), f"{row.trial}{' warm' if row.warm else ''}", status,
-                      _fmt(row.score), c["arch"], training,
-                      "-" if row.seconds is None else f"{row.seconds:.0f} s",
-                      (row.run_id or "-")[:8])
+        table.add_row(f"{row.trial}{' warm' if row.warm else ''}", status, _fmt(row.score),
+                      f"{c['arch']}\n[dim]{(row.run_id or '-')[:8]}[/]", training,
+                      "-" if row.seconds is None else f"{row.seconds:.0f} s")
     return table
 
 

@@ -93,19 +93,27 @@ def runs_command(
 
 
 def _table(records: list[RunRecord], names: dict[str, str]) -> Any:
+    """One row a run; the source column only when the runs come from several sources, the
+    start time only when the terminal is wide enough."""
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(header_style="bold")
+    sources = {r.source for r in records}
+    table = Table(header_style="bold",
+                  caption=None if len(sources) > 1 else f"source: {next(iter(sources))}")
     table.add_column("run id", no_wrap=True, min_width=16)
-    table.add_column("dataset", overflow="ellipsis", max_width=22)
-    table.add_column("arch", overflow="ellipsis", max_width=22)
+    table.add_column("dataset", overflow="ellipsis", max_width=22, min_width=7)
+    table.add_column("arch", overflow="ellipsis", max_width=22, min_width=8)
     table.add_column("status", min_width=9)
     table.add_column("score", justify="right", min_width=6)
     table.add_column("epochs", justify="right", min_width=6)
-    table.add_column("seconds", justify="right", min_width=7)
-    table.add_column("source", min_width=8)
-    table.add_column("when", min_width=10)
+    roomy, wide = console.width >= 90, console.width >= 100
+    if roomy:
+        table.add_column("seconds", justify="right", min_width=7)
+    if len(sources) > 1:
+        table.add_column("source", min_width=7)
+    if wide:
+        table.add_column("when", no_wrap=True)
     for r in records:
         result = r.result
         style = _STATUS_STYLE.get(result.status, "")
@@ -116,9 +124,10 @@ def _table(records: list[RunRecord], names: dict[str, str]) -> Any:
             f"[{style}]{result.status}[/]" if style else result.status,
             "-" if result.score is None else f"{result.score:.4f}",
             f"{len(result.curve) or '-'}/{r.config.epochs}",
-            "-" if result.wall_seconds is None else f"{result.wall_seconds:.1f}",
-            r.source,
-            (r.started_at or "-").replace("T", " ")[:16],
+            *([("-" if result.wall_seconds is None else f"{result.wall_seconds:.1f}")]
+              if roomy else []),
+            *([r.source] if len(sources) > 1 else []),
+            *([(r.started_at or "-").replace("T", " ")[5:16]] if wide else []),
         )
     return table
 

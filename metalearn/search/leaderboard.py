@@ -43,7 +43,9 @@ def leaderboard(study: Any) -> list[LeaderboardRow]:
         status = attrs.get("status") or trial.state.name.lower()
         if status in ("skipped", "running", "waiting") or "config" not in attrs:
             continue
-        score = trial.value if trial.values else attrs.get("score")
+        # A pruned trial's Optuna value is its last reported epoch; the run's score (the
+        # one logged to the store and printed when it ended) is in the user attrs.
+        score = attrs.get("score", trial.value if trial.values else None)
         rows.append((trial, status, score))
     rows.sort(key=lambda r: (_ORDER.get(r[1], 9), -(r[2] if r[2] is not None else -1e9),
                              r[0].number))

@@ -140,6 +140,31 @@ def test_progress_keeps_the_best_completed_score_over_a_stopped_ones():
     assert progress.statuses == {"completed": 2, "pruned": 1, "timeout": 1}
 
 
+def test_leaderboard_shows_a_pruned_trial_with_its_run_score_not_its_last_epoch():
+    import optuna
+    from optuna.trial import TrialState
+
+    from mlsel.metalearn.search.leaderboard import leaderboard
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize")
+    for epochs, state in (((0.30, 0.6, 0.1), TrialState.PRUNED), ((0.4, 0.5), None)):
+        trial = study.ask()
+        trial.set_user_attr("config", {"arch": "small_cnn", "epochs": len(epochs)})
+        for step, score in enumerate(epochs, start=1):
+            trial.report(score, step)
+        if state is None:
+            trial.set_user_attr("status", "completed")
+            study.tell(trial, epochs[-1])
+        else:  # the run's score is its best epoch, as the trainers log it
+            trial.set_user_attr("status", "pruned")
+            trial.set_user_attr("score", max(epochs))
+            study.tell(trial, state=state)
+    rows = leaderboard(study)
+    assert [(r.trial, r.status, r.score) for r in rows] == [(1, "completed", 0.5),
+                                                           (0, "pruned", 0.6)]
+
+
 # -- the search, in worker processes -------------------------------------------------------
 
 
