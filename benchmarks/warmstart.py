@@ -49,7 +49,12 @@ def run_arm(task_dir: Path, profile, arm: str, seed: int, budget_s: float, gpus:
             os.environ.pop("MLSEL_NO_BUNDLED", None)
         else:
             os.environ["MLSEL_NO_BUNDLED"] = "1"
-        Store.open(home).save_profile(profile)
+        store = Store.open(home)
+        store.save_profile(profile)
+        if bundled and arm == "warm-tpe":  # as on first use of the CLI; not timed
+            from mlsel.metalearn.bundled import seed_bundled
+
+            seed_bundled(store, home=home)
         settings = SearchSettings(
             budget_s=budget_s, gpus=gpus, sampler="random" if arm == "random" else "tpe",
             pruner="hyperband", warm_start=arm == "warm-tpe", top_k=3, seed=seed,
