@@ -99,8 +99,9 @@ def _table(records: list[RunRecord], names: dict[str, str]) -> Any:
     from rich.table import Table
 
     sources = {r.source for r in records}
+    several = len(sources) > 1
     table = Table(header_style="bold",
-                  caption=None if len(sources) > 1 else f"source: {next(iter(sources))}")
+                  caption=None if several else f"source: {next(iter(sources))}")
     table.add_column("run id", no_wrap=True, min_width=16)
     table.add_column("dataset", overflow="ellipsis", max_width=22, min_width=7)
     table.add_column("arch", overflow="ellipsis", max_width=22, min_width=8)
@@ -110,7 +111,7 @@ def _table(records: list[RunRecord], names: dict[str, str]) -> Any:
     roomy, wide = console.width >= 90, console.width >= 100
     if roomy:
         table.add_column("seconds", justify="right", min_width=7)
-    if len(sources) > 1:
+    if several:
         table.add_column("source", min_width=7)
     if wide:
         table.add_column("when", no_wrap=True)
@@ -126,7 +127,7 @@ def _table(records: list[RunRecord], names: dict[str, str]) -> Any:
             f"{len(result.curve) or '-'}/{r.config.epochs}",
             *([("-" if result.wall_seconds is None else f"{result.wall_seconds:.1f}")]
               if roomy else []),
-            *([r.source] if len(sources) > 1 else []),
+            *([r.source] if several else []),
             *([(r.started_at or "-").replace("T", " ")[5:16]] if wide else []),
         )
     return table

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["SHAPES", "write_shapes", "write_shapes_detect"]
+__all__ = ["SHAPES", "make_yolo_dirs", "write_data_yaml", "write_shapes", "write_shapes_detect",
+           "yolo_label"]
 
 SHAPES = ("circle", "square", "triangle", "diamond", "cross", "ring")
 
@@ -76,6 +77,27 @@ def write_shapes(out: Path, *, classes: int | None, per_class: int, size: int, s
             image.save(folder / f"{kind}_{index:05d}.png", compress_level=1)
 
 
+def make_yolo_dirs(out: Path) -> None:
+    """``images/{train,val}`` and ``labels/{train,val}`` under ``out``."""
+    for sub in ("images/train", "images/val", "labels/train", "labels/val"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+
+
+def yolo_label(cls: int, left: int, top: int, right: int, bottom: int, size: int) -> str:
+    """One YOLO label line for the pixel box ``[left, right) x [top, bottom)``."""
+    return (f"{cls} {(left + right) / 2 / size:.6f} {(top + bottom) / 2 / size:.6f} "
+            f"{(right - left) / size:.6f} {(bottom - top) / size:.6f}")
+
+
+def write_data_yaml(out: Path, names: dict[int, str]) -> None:
+    """The ``data.yaml`` of a YOLO set made by :func:`make_yolo_dirs` (absolute path)."""
+    import yaml
+
+    data = {"path": str(out.resolve()), "train": "images/train", "val": "images/val",
+            "names": names}
+    (out / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+
+
 def write_shapes_detect(
     out: Path, *, classes: int | None, per_class: int, size: int, seed: int
 ) -> None:
@@ -84,14 +106,11 @@ def write_shapes_detect(
     Each image holds one to three shapes that do not overlap; each box is the exact
     pixel extent of its drawn shape.
     """
-    import yaml
-
     rng = np.random.default_rng(seed)
     kinds = SHAPES[: classes or len(SHAPES)]
     n_images = max(2, math.ceil(len(kinds) * per_class / 2))
     n_val = max(1, round(n_images * 0.2))
-    for sub in ("images/train", "images/val", "labels/train", "labels/val"):
-        (out / sub).mkdir(parents=True)
+    make_yolo_dirs(out)
     for index in range(n_images):
         split = "val" if index < n_val else "train"
         image = _background(rng, size)
@@ -114,13 +133,8 @@ def write_shapes_detect(
             image.paste(_colour(rng, image), mask=mask)
             ys, xs = np.nonzero(np.asarray(mask))
             bx0, bx1, by0, by1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
-            lines.append(
-                f"{cls} {(bx0 + bx1) / 2 / size:.6f} {(by0 + by1) / 2 / size:.6f} "
-                f"{(bx1 - bx0) / size:.6f} {(by1 - by0) / size:.6f}"
-            )
+            lines.append(yolo_label(cls, bx0, by0, bx1, by1, size))
         stem = f"shapes_{index:05d}"
         image.save(out / "images" / split / f"{stem}.png", compress_level=1)
         (out / "labels" / split / f"{stem}.txt").write_text("\n".join(lines) + "\n")
-    data = {"path": str(out), "train": "images/train", "val": "images/val",
-            "names": dict(enumerate(kinds))}
-    (out / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    write_data_yaml(out, dict(enumerate(kinds)))

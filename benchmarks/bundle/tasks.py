@@ -184,16 +184,16 @@ def _build_detect(spec: TaskSpec, out: Path, images: np.ndarray, labels: np.ndar
                   names: tuple[str, ...], chosen: list[int], rng: np.random.Generator
                   ) -> Path:
     """Write a YOLO detection task; each box is the exact extent of an object's ink."""
-    import yaml
     from PIL import Image
+
+    from mlsel.profilers._shapes import make_yolo_dirs, write_data_yaml, yolo_label
 
     canvas, side = int(spec.params["canvas"]), int(spec.params["object"])
     pools = {cls: list(rng.permutation(np.flatnonzero(labels == label)))
              for cls, label in enumerate(chosen)}
     n_images = max(4, -(-spec.classes * spec.per_class // 2))  # two objects an image
     n_val = max(2, round(n_images * 0.25))
-    for sub in ("images/train", "images/val", "labels/train", "labels/val"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
+    make_yolo_dirs(out)
     objects = 0
     for index in range(n_images):
         split = "val" if index < n_val else "train"
@@ -214,20 +214,14 @@ def _build_detect(spec: TaskSpec, out: Path, images: np.ndarray, labels: np.ndar
             taken.append((x0, y0, x0 + side, y0 + side))
             region = image[y0:y0 + side, x0:x0 + side]
             np.maximum(region, patch, out=region)
-            left, right = x0 + xs.min(), x0 + xs.max() + 1
-            top, bottom = y0 + ys.min(), y0 + ys.max() + 1
-            lines.append(f"{cls} {(left + right) / 2 / canvas:.6f} "
-                         f"{(top + bottom) / 2 / canvas:.6f} {(right - left) / canvas:.6f} "
-                         f"{(bottom - top) / canvas:.6f}")
+            lines.append(yolo_label(cls, x0 + xs.min(), y0 + ys.min(), x0 + xs.max() + 1,
+                                    y0 + ys.max() + 1, canvas))
             objects += 1
         stem = f"{index:04d}"
         Image.fromarray(image).save(out / "images" / split / f"{stem}.png")
         (out / "labels" / split / f"{stem}.txt").write_text("\n".join(lines) + "\n"
                                                             if lines else "")
-    class_names = {cls: names[label] for cls, label in enumerate(chosen)}
-    (out / "data.yaml").write_text(yaml.safe_dump(
-        {"path": str(out.resolve()), "train": "images/train", "val": "images/val",
-         "names": class_names}, sort_keys=False))
+    write_data_yaml(out, {cls: names[label] for cls, label in enumerate(chosen)})
     record = {**asdict(spec), "name": spec.name, "train_images": n_images - n_val,
               "val_images": n_val, "objects": objects}
     (out / DERIVATION_FILE).write_text(json.dumps(record, indent=1))
