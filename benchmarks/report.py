@@ -160,8 +160,11 @@ def throughput_section() -> str:
         if prof:
             ref = prof["rows"][0]
             for row in prof["rows"][1:]:
+                each = row.get("speedup_each_repeat")
+                spread = (f"; median of {len(each)} repeats, each {min(each):.2f}x to "
+                          f"{max(each):.2f}x" if each else "")
                 lines.append(f"| {row['method']} ({prof['images']} JPEGs {prof['size'][0]}x"
-                             f"{prof['size'][1]}) | {row['images_per_s']:.0f} img/s | "
+                             f"{prof['size'][1]}{spread}) | {row['images_per_s']:.0f} img/s | "
                              f"{ref['images_per_s']:.0f} img/s | {row['speedup']:.2f}x | 2x |")
     store = _read("store_bench.json")
     if store:

@@ -23,8 +23,8 @@ def list_images(folder: Path, *, recursive: bool = True) -> tuple[list[Path], li
 
     Hidden files and folders (``.DS_Store``, ``.ipynb_checkpoints``) are skipped silently.
     """
-    images: list[Path] = []
-    others: list[Path] = []
+    images: list[str] = []
+    others: list[str] = []
     if recursive:
         walker = os.walk(folder)
     else:
@@ -35,5 +35,12 @@ def list_images(folder: Path, *, recursive: bool = True) -> tuple[list[Path], li
         for name in filenames:
             if name.startswith("."):
                 continue
-            (images if is_image_name(name) else others).append(Path(dirpath) / name)
-    return sorted(images), sorted(others)
+            (images if is_image_name(name) else others).append(os.path.join(dirpath, name))
+    # sorted as Paths sort (part by part), on strings: a dataset can hold 100k files
+    images.sort(key=_parts)
+    others.sort(key=_parts)
+    return [Path(p) for p in images], [Path(p) for p in others]
+
+
+def _parts(path: str) -> list[str]:
+    return path.split(os.sep)

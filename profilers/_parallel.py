@@ -42,7 +42,7 @@ def _run_chunk(fn: Callable[[T], R], chunk: Sequence[T]) -> list[R]:
 
 # Libraries that run native thread pools: a fork taken while one of their threads holds
 # a lock leaves the child deadlocked or crashing (DuckDB does, once a store is open).
-_FORK_UNSAFE = ("torch", "duckdb", "polars", "pyarrow", "lightgbm", "cv2")
+_FORK_UNSAFE = ("torch", "onnxruntime", "duckdb", "polars", "pyarrow", "lightgbm", "cv2")
 
 
 def _context() -> multiprocessing.context.BaseContext:

@@ -8,6 +8,7 @@ scale, which makes them comparable across datasets of different resolutions.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -61,36 +62,52 @@ def _to_rgb(image):  # noqa: ANN001, ANN202
     return image.convert("RGB"), gray
 
 
+def _mean_var(values: np.ndarray) -> tuple[float, float]:
+    """Mean and population variance of a float32 array, in two passes (numpy's
+    ``mean``/``std`` take five, and these small images are measured by the hundred)."""
+    flat = values.reshape(-1)
+    mean = float(flat.sum(dtype=np.float64)) / flat.size
+    centred = flat - np.float32(mean)
+    return mean, float(np.dot(centred, centred)) / flat.size
+
+
 def _stats(rgb: np.ndarray, gray_source: bool) -> tuple[float, ...]:
     pixels = rgb.astype(np.float32)
     r, g, b = pixels[..., 0], pixels[..., 1], pixels[..., 2]
     luma = 0.299 * r + 0.587 * g + 0.114 * b
     # elementwise max/min of three planes is far cheaper than a reduction over axis 2
     top = np.maximum(np.maximum(r, g), b)
-    bottom = np.minimum(np.minimum(r, g), b)
-    saturation = (top - bottom) / np.maximum(top, 1.0)
-    rg, yb = r - g, 0.5 * (r + g) - b
-    colourfulness = float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
-    grayscale = gray_source or float((top - bottom).mean()) < 2.0
+    spread = top - np.minimum(np.minimum(r, g), b)
+    saturation = spread / np.maximum(top, 1.0)
+    rg_mean, rg_var = _mean_var(r - g)
+    yb_mean, yb_var = _mean_var(0.5 * (r + g) - b)
+    colourfulness = math.hypot(math.sqrt(rg_var), math.sqrt(yb_var)) + 0.3 * math.hypot(
+        rg_mean, yb_mean)
+    grayscale = gray_source or _mean_var(spread)[0] < 2.0
     if luma.shape[0] >= 3 and luma.shape[1] >= 3:
-        lap = (4 * luma[1:-1, 1:-1] - luma[:-2, 1:-1] - luma[2:, 1:-1]
-               - luma[1:-1, :-2] - luma[1:-1, 2:])
-        sharpness = float(lap.var())
+        lap = 4 * luma[1:-1, 1:-1]
+        for shifted in (luma[:-2, 1:-1], luma[2:, 1:-1], luma[1:-1, :-2], luma[1:-1, 2:]):
+            lap -= shifted
+        sharpness = _mean_var(lap)[1]
     else:
         sharpness = 0.0
     if luma.shape[0] > 1 and luma.shape[1] > 1:
         dx = luma[:-1, 1:] - luma[:-1, :-1]
         dy = luma[1:, :-1] - luma[:-1, :-1]
-        edges = float((dx * dx + dy * dy > EDGE_THRESHOLD**2).mean())
+        dx *= dx
+        dy *= dy
+        dx += dy
+        edges = np.count_nonzero(dx > EDGE_THRESHOLD**2) / dx.size
     else:
         edges = 0.0
     hist = np.bincount(luma.astype(np.uint8).ravel(), minlength=256).astype(np.float64)
     prob = hist[hist > 0] / hist.sum()
     entropy = float(-(prob * np.log2(prob)).sum())
+    luma_mean, luma_var = _mean_var(luma)
     return (
-        float(luma.mean() / 255.0),
-        float(luma.std() / 255.0),
-        float(saturation.mean()),
+        luma_mean / 255.0,
+        math.sqrt(luma_var) / 255.0,
+        _mean_var(saturation)[0],
         colourfulness,
         sharpness,
         edges,

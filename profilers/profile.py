@@ -32,7 +32,7 @@ from mlsel.profilers._checks import name_some
 from mlsel.profilers._landmarkers import (
     DEEP_LANDMARK_CAP,
     PIXEL_LANDMARK_CAP,
-    ImageNetModels,
+    ImageNetProbes,
     deep_landmarkers,
     pixel_landmarkers,
 )
@@ -54,7 +54,10 @@ __all__ = ["PIXEL_SAMPLE_CAP", "PROFILER_VERSION", "profile_cached", "profile_da
 
 logger = logging.getLogger(__name__)
 
-PROFILER_VERSION = "1.1"  # 1.1: class sizes count the training split
+# 1.1: class sizes count the training split. 1.2: the landmarkers run without torch and
+# scikit-learn (ONNX Runtime, numpy learners); their values equal 1.1's, but where the
+# decision stump meets equally good splits and picks another one.
+PROFILER_VERSION = "1.2"
 PIXEL_SAMPLE_CAP = 500  # images decoded for pixel statistics (every file is still counted)
 
 
@@ -93,12 +96,12 @@ def _image_labels(dataset: Dataset) -> list[str]:
 def _run_landmarkers(
     good: list[tuple[int, PixelResult]],
     labels: list[str],
-    models: ImageNetModels,
+    probes: ImageNetProbes,
     seed: int,
     progress: Progress | None,
 ) -> tuple[dict[str, float], list[str]]:
-    """The simple learners here while the ImageNet probes run in a thread (torch
-    releases the GIL, so both cores work)."""
+    """The simple learners here while the ImageNet probes run in a thread (ONNX
+    Runtime releases the GIL, so both cores work)."""
     if progress is not None:
         progress("landmarkers", 0, 2)
     thumbs = [(i, r.thumb) for i, r in good if r.thumb]
@@ -109,7 +112,7 @@ def _run_landmarkers(
             array.reshape(len(thumbs), THUMB_SIDE, THUMB_SIDE, 3),
             [labels[i] for i, _ in thumbs],
             seed,
-            models,
+            probes,
         )
         probe_ids = set(_stratified(labels, [i for i, _ in good], PIXEL_LANDMARK_CAP, seed))
         tiny = np.array([np.frombuffer(r.tiny, np.uint8) for i, r in good if i in probe_ids])
@@ -139,7 +142,8 @@ def profile_dataset(
 
     Args:
         dataset: a dataset from :func:`~mlsel.profilers.read_dataset`.
-        landmarkers: run the learner probes (the ImageNet ones load torch).
+        landmarkers: run the learner probes (the ImageNet ones need an ONNX export of
+            two offline models, made with torch the first time on a machine).
         progress: optional ``progress(stage, done, total)`` callback.
         seed: seed of the samples and of the cross-validation folds.
         pixel_cap: most images decoded for pixel statistics.
@@ -158,13 +162,13 @@ def profile_dataset(
     everyone = list(range(len(dataset.items)))
     sample = _stratified(labels, everyone, pixel_cap, seed)
     deep = set(_stratified(labels, sample, DEEP_LANDMARK_CAP, seed)) if landmarkers else set()
-    models = ImageNetModels() if landmarkers else None
+    probes = ImageNetProbes(progress) if landmarkers else None
     results = parallel_map(
         pixel_stats,
         [(dataset.items[i].path, i in deep) for i in sample],
         stage="pixels",
         progress=progress,
-        on_start=models.start if models is not None else None,
+        on_start=probes.start if probes is not None else None,
     )
     failed = [dataset.items[i].path for i, r in zip(sample, results, strict=True) if r.error]
     if failed:
@@ -177,8 +181,8 @@ def profile_dataset(
     good = [(i, r) for i, r in zip(sample, results, strict=True) if not r.error]
     stats = np.array([r.stats for _, r in good], dtype=float).reshape(-1, len(STAT_NAMES))
     features.update(pixel_features(stats))
-    if models is not None and good:
-        found, more = _run_landmarkers(good, labels, models, seed, progress)
+    if probes is not None and good:
+        found, more = _run_landmarkers(good, labels, probes, seed, progress)
         features.update(found)
         warnings.extend(more)
     return DatasetProfile(

@@ -93,6 +93,9 @@ def _dataset_name(root: Path) -> str:
 
 
 def _rel(path: str, base: str) -> str:
+    prefix = base.rstrip(os.sep) + os.sep
+    if path.startswith(prefix):  # the usual case, without relpath's two abspath calls
+        return path[len(prefix) :].replace(os.sep, "/")
     return os.path.relpath(path, base).replace(os.sep, "/")
 
 

@@ -15,11 +15,21 @@ os.environ.setdefault("YOLO_AUTOINSTALL", "false")
 os.environ.setdefault("YOLO_VERBOSE", "false")
 
 
+@pytest.fixture(scope="session")
+def _session_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One machine cache for the whole run: the ImageNet probes are exported once."""
+    return tmp_path_factory.mktemp("mlsel-cache")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
-    """Every test gets its own MLSEL_HOME and YOLO_CONFIG_DIR; nothing leaks to ~/.mlsel."""
+def _isolated_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch, _session_cache: Path
+):
+    """Every test gets its own MLSEL_HOME and YOLO_CONFIG_DIR; nothing leaks to ~/.mlsel
+    or ~/.cache/mlsel."""
     home = tmp_path_factory.mktemp("mlsel-home")
     monkeypatch.setenv("MLSEL_HOME", str(home))
+    monkeypatch.setenv("MLSEL_CACHE_DIR", str(_session_cache))
     monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path_factory.mktemp("yolo-config")))
     monkeypatch.setenv("MLSEL_NO_BUNDLED", "1")
     yield home

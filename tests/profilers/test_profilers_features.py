@@ -10,7 +10,7 @@ import pytest
 
 from mlsel.profilers import profile as profile_module
 from mlsel.profilers import read_dataset
-from mlsel.profilers._landmarkers import ImageNetModels
+from mlsel.profilers._landmarkers import ImageNetProbes
 from mlsel.profilers.features import FEATURES, GROUPS
 from mlsel.profilers.profile import PROFILER_VERSION, profile_cached, profile_dataset
 
@@ -100,7 +100,7 @@ def test_pixel_landmarkers_and_missing_weights(tmp_path, save, monkeypatch) -> N
         dark = rng.integers(0, 60, (16, 16), dtype=np.uint8)
         save(tmp_path / "lm" / "dark" / f"{i}.png", dark)
         save(tmp_path / "lm" / "light" / f"{i}.png", (255 - dark).astype(np.uint8))
-    monkeypatch.setattr(ImageNetModels, "_load", lambda self: setattr(self, "error_", "gone"))
+    monkeypatch.setattr(ImageNetProbes, "_load", lambda self: setattr(self, "error_", "gone"))
     profile = profile_dataset(read_dataset(tmp_path / "lm"))
     features = profile.features
     assert features["lm_1nn_acc"] == 1.0 and features["lm_lda_acc"] == 1.0
