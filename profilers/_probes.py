@@ -128,10 +128,15 @@ def export_probes(path: Path) -> None:
 
     Raises:
         WeightsUnavailableError: an offline weights file is not installed.
+        ImportError: torch or onnx is not installed.
         OSError: the cache folder cannot be written.
     """
+    import importlib.util
     import inspect
 
+    if importlib.util.find_spec("onnx") is None:  # torch's exporter needs it
+        raise ImportError("exporting the ImageNet probes needs the onnx package "
+                          "(pip install onnx)")
     import torch
 
     module = _probe_module()

@@ -125,3 +125,16 @@ def test_the_first_profile_says_it_exports_the_probes(tmp_path: Path, monkeypatc
     stages.clear()
     profile_dataset(read_dataset(tmp_path / "d"), progress=lambda *event: stages.append(event))
     assert not [s for s in stages if s[0] == EXPORT_STAGE]
+
+
+def test_without_onnx_the_probes_are_skipped_with_the_fix(monkeypatch, tmp_path: Path) -> None:
+    import importlib.util
+
+    monkeypatch.setenv("MLSEL_CACHE_DIR", str(tmp_path))  # nothing exported yet
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "onnx" else real(name, *a))
+    probes = ImageNetProbes()
+    assert probes.get() is None
+    assert "pip install onnx" in (probes.error_ or "")
+    assert not list(tmp_path.iterdir())
