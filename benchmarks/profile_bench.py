@@ -122,6 +122,8 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, default=None, help="write the images here")
     parser.add_argument("--out", type=Path, default=OUT, help="where the JSON goes")
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
     from mlsel.profilers._landmarkers import DEEP_LANDMARK_CAP, PIXEL_LANDMARK_CAP
     from mlsel.profilers._parallel import cpu_workers
     from mlsel.profilers.profile import PIXEL_SAMPLE_CAP, PROFILER_VERSION

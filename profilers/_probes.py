@@ -5,7 +5,7 @@ features of MobileNetV2 and the logits of EfficientNet-Lite0. Importing torch al
 takes about two seconds, longer than the rest of a profile of 2,000 images. So the
 first time a machine needs them, both models are exported with torch into one ONNX
 file in the cache folder (see :func:`cache_dir`); every later profile runs that file
-with ONNX Runtime, which imports in a fifth of a second and needs no torch.
+with ONNX Runtime, which imports in hundredths of a second and needs no torch.
 
 The graph takes ``(n, THUMB_SIDE, THUMB_SIDE, 3)`` uint8 thumbnails, normalises them
 as each model expects, and returns ``features`` ``(n, 1280)`` and ``logits``
