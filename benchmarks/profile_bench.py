@@ -50,9 +50,14 @@ def _write_one(task: tuple[str, int, int]) -> None:
     yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32)
     phase = rng.uniform(0, 6.28, 3)
     freq = rng.uniform(20, 120, 3) + 10 * label
-    base = np.stack([np.sin(xx / freq[0] + phase[0]) * 60 + 120,
-                     np.cos(yy / freq[1] + phase[1]) * 60 + 120,
-                     np.sin((xx + yy) / freq[2] + phase[2]) * 60 + 110], axis=-1)
+    base = np.stack(
+        [
+            np.sin(xx / freq[0] + phase[0]) * 60 + 120,
+            np.cos(yy / freq[1] + phase[1]) * 60 + 120,
+            np.sin((xx + yy) / freq[2] + phase[2]) * 60 + 110,
+        ],
+        axis=-1,
+    )
     pixels = np.clip(base + rng.normal(0, 8, base.shape), 0, 255).astype(np.uint8)
     image = Image.fromarray(pixels)
     draw = ImageDraw.Draw(image)
@@ -88,8 +93,10 @@ def export_probes_once() -> float:
     import subprocess
     import sys
 
-    code = ("from mlsel.profilers._probes import export_probes, probes_path; "
-            "export_probes(probes_path())")
+    code = (
+        "from mlsel.profilers._probes import export_probes, probes_path; "
+        "export_probes(probes_path())"
+    )
     start = time.perf_counter()
     subprocess.run([sys.executable, "-c", code], check=True)
     return time.perf_counter() - start
@@ -137,8 +144,11 @@ def main() -> None:
         export = export_probes_once()
         paths = sorted(str(p) for p in root.rglob("*.jpg"))
         mb = sum(os.path.getsize(p) for p in paths) / 2**20
-        names = ("reference: Pillow full decode, 1 process", "profile, no landmarkers",
-                 "profile, with landmarkers")
+        names = (
+            "reference: Pillow full decode, 1 process",
+            "profile, no landmarkers",
+            "profile, with landmarkers",
+        )
         runs: dict[str, list[tuple[float, dict[str, float]]]] = {name: [] for name in names}
         features: dict[str, float] = {}
         # interleaved repeats: a burst of load from a neighbour hits every row alike
@@ -155,36 +165,65 @@ def main() -> None:
     n = len(paths)
     medians = {name: _median_run(times) for name, times in runs.items()}
     ref = medians[names[0]][0]
-    print(f"\n{n} images, {mb:.0f} MB, {cpu_workers()} cores, median of {args.repeats} "
-          "interleaved repeats")
-    print(f"once per machine: ImageNet probes exported to ONNX in {export:.2f} s "
-          "(torch import included)")
+    print(
+        f"\n{n} images, {mb:.0f} MB, {cpu_workers()} cores, median of {args.repeats} "
+        "interleaved repeats"
+    )
+    print(
+        f"once per machine: ImageNet probes exported to ONNX in {export:.2f} s "
+        "(torch import included)"
+    )
     print(f"{'method':<42} {'seconds':>8} {'images/s':>9} {'vs ref':>7}  each repeat vs its ref")
     rows = []
     for name in names:
         seconds, stages = medians[name]
         each = [r / s for (r, _), (s, _) in zip(runs[names[0]], runs[name], strict=True)]
-        print(f"{name:<42} {seconds:8.2f} {n / seconds:9.0f} {ref / seconds:6.2f}x  "
-              + " ".join(f"{v:.2f}x" for v in each))
-        rows.append({"method": name, "seconds": round(seconds, 3),
-                     "images_per_s": round(n / seconds, 1), "speedup": round(ref / seconds, 2),
-                     "speedup_each_repeat": [round(v, 2) for v in each],
-                     "stages": {k: round(v, 3) for k, v in stages.items()}})
-    print("stage end times (s) of the median run with landmarkers:",
-          {k: round(v, 2) for k, v in medians[names[2]][1].items()})
+        print(
+            f"{name:<42} {seconds:8.2f} {n / seconds:9.0f} {ref / seconds:6.2f}x  "
+            + " ".join(f"{v:.2f}x" for v in each)
+        )
+        rows.append(
+            {
+                "method": name,
+                "seconds": round(seconds, 3),
+                "images_per_s": round(n / seconds, 1),
+                "speedup": round(ref / seconds, 2),
+                "speedup_each_repeat": [round(v, 2) for v in each],
+                "stages": {k: round(v, 3) for k, v in stages.items()},
+            }
+        )
+    print(
+        "stage end times (s) of the median run with landmarkers:",
+        {k: round(v, 2) for k, v in medians[names[2]][1].items()},
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
-        "images": n, "megabytes": round(mb, 1), "size": [WIDTH, HEIGHT],
-        "cores": cpu_workers(), "machine": platform.platform(),
-        "python": platform.python_version(), "profiler_version": PROFILER_VERSION,
-        "repeats": args.repeats,
-        "caps": {"pixel_sample": PIXEL_SAMPLE_CAP, "pixel_landmarkers": PIXEL_LANDMARK_CAP,
-                 "deep_landmarkers": DEEP_LANDMARK_CAP},
-        "probes_export_seconds_once": round(export, 2),
-        "rows": rows,
-        "landmarkers": {k: v for k, v in features.items()
-                        if k.startswith(("lm_", "imagenet")) and v == v},
-    }, indent=2))
+    args.out.write_text(
+        json.dumps(
+            {
+                "images": n,
+                "megabytes": round(mb, 1),
+                "size": [WIDTH, HEIGHT],
+                "cores": cpu_workers(),
+                "machine": platform.platform(),
+                "python": platform.python_version(),
+                "profiler_version": PROFILER_VERSION,
+                "repeats": args.repeats,
+                "caps": {
+                    "pixel_sample": PIXEL_SAMPLE_CAP,
+                    "pixel_landmarkers": PIXEL_LANDMARK_CAP,
+                    "deep_landmarkers": DEEP_LANDMARK_CAP,
+                },
+                "probes_export_seconds_once": round(export, 2),
+                "rows": rows,
+                "landmarkers": {
+                    k: v
+                    for k, v in features.items()
+                    if k.startswith(("lm_", "imagenet")) and v == v
+                },
+            },
+            indent=2,
+        )
+    )
     print(f"wrote {args.out}")
 
 

@@ -41,9 +41,13 @@ def evaluate_csv(csv: Path) -> dict:
     evaluation = evaluate(frame, max_folds=None)
     seconds = time.perf_counter() - started
     feats = [c for c in frame.columns if c.startswith("feat_")]
-    return {"import": {"runs_added": report.runs_added, "by_status": dict(report.by_status)},
-            "rows": frame.height, "meta_features": feats, "seconds": round(seconds, 1),
-            **evaluation.to_dict()}
+    return {
+        "import": {"runs_added": report.runs_added, "by_status": dict(report.by_status)},
+        "rows": frame.height,
+        "meta_features": feats,
+        "seconds": round(seconds, 1),
+        **evaluation.to_dict(),
+    }
 
 
 def _fill(store, csv: Path, n_runs: int) -> None:
@@ -57,8 +61,11 @@ def _fill(store, csv: Path, n_runs: int) -> None:
     rows, copy = [], 0
     while len(rows) < n_runs:
         fp = f"latency{copy:03d}"
-        store.save_profile(DatasetProfile(fp, "classify", {"num_classes": 20.0 + copy % 5,
-                                                           "n_train": 800.0}, "bench"))
+        store.save_profile(
+            DatasetProfile(
+                fp, "classify", {"num_classes": 20.0 + copy % 5, "n_train": 800.0}, "bench"
+            )
+        )
         rows.extend((fp, r.config, r.result) for r in records[: n_runs - len(rows)])
         copy += 1
     store.log_runs(rows, source="imported")
@@ -89,10 +96,14 @@ def suggest_latency(csv: Path, n_runs: int) -> dict:
         out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
         times.append(time.perf_counter() - started)
     result = json.loads(out.stdout)
-    return {"runs_in_store": store.training_frame().height, "refit_activated":
-            refit_report.activated, "first_call_with_profiling": bool(first.stdout),
-            "scorer": result["scorer"], "seconds": [round(t, 2) for t in times],
-            "best_seconds": round(min(times), 2)}
+    return {
+        "runs_in_store": store.training_frame().height,
+        "refit_activated": refit_report.activated,
+        "first_call_with_profiling": bool(first.stdout),
+        "scorer": result["scorer"],
+        "seconds": [round(t, 2) for t in times],
+        "best_seconds": round(min(times), 2),
+    }
 
 
 def main() -> None:
@@ -104,10 +115,14 @@ def main() -> None:
     summary = out["evaluation"]["summary"]
     print(f"{'method':<18}{'regret@1':>10}{'regret@3':>10}{'ndcg@5':>10}")
     for method, values in summary.items():
-        print(f"{method:<18}" + "".join(f"{values[m]:>10.3f}"
-                                        for m in ("regret@1", "regret@3", "ndcg@5")))
-    print(f"({out['evaluation']['n_datasets']} datasets, {out['evaluation']['rows']} runs, "
-          f"{out['evaluation']['seconds']} s)")
+        print(
+            f"{method:<18}"
+            + "".join(f"{values[m]:>10.3f}" for m in ("regret@1", "regret@3", "ndcg@5"))
+        )
+    print(
+        f"({out['evaluation']['n_datasets']} datasets, {out['evaluation']['rows']} runs, "
+        f"{out['evaluation']['seconds']} s)"
+    )
     if args.latency_runs:
         out["suggest_latency"] = suggest_latency(args.csv, args.latency_runs)
         print("suggest latency:", out["suggest_latency"])

@@ -67,27 +67,43 @@ def loso_section(corpus_home: Path | None) -> tuple[str, dict[str, Any]]:
 
     frame, where = corpus_frame(corpus_home)
     if frame is None or frame.height == 0:
-        return ("Not measured yet: build the corpus with `python -m benchmarks.bundle.harness` "
-                f"({where}).\n", {})
+        return (
+            "Not measured yet: build the corpus with `python -m benchmarks.bundle.harness` "
+            f"({where}).\n",
+            {},
+        )
     loso = evaluate(frame, group_by="origin")
     lodo = evaluate(frame, group_by="dataset", max_folds=10)
-    counts = {o: (frame.filter(frame["origin"] == o)["dataset"].n_unique(),
-                  frame.filter(frame["origin"] == o).height)
-              for o in sorted(set(frame["origin"].to_list()))}
+    counts = {
+        o: (
+            frame.filter(frame["origin"] == o)["dataset"].n_unique(),
+            frame.filter(frame["origin"] == o).height,
+        )
+        for o in sorted(set(frame["origin"].to_list()))
+    }
     devices = ", ".join(sorted({str(d) for d in frame["device"].to_list()}))
-    lines = [f"Runs: {frame.height} finished runs on {frame['dataset'].n_unique()} tasks from "
-             f"{where}, {frame['wall_seconds'].sum() / 3600:.1f} h of training on {devices}; "
-             "by source: " + ", ".join(f"{o} {t} tasks / {n} runs"
-                                       for o, (t, n) in counts.items()) + ".", ""]
+    lines = [
+        f"Runs: {frame.height} finished runs on {frame['dataset'].n_unique()} tasks from "
+        f"{where}, {frame['wall_seconds'].sum() / 3600:.1f} h of training on {devices}; "
+        "by source: "
+        + ", ".join(f"{o} {t} tasks / {n} runs" for o, (t, n) in counts.items())
+        + ".",
+        "",
+    ]
     for title, ev in (("Leave one source out", loso), ("Leave one task out", lodo)):
-        lines += [f"**{title}** ({ev.folds} folds, {ev.n_datasets} held-out tasks; lower "
-                  "regret and higher NDCG are better):", "",
-                  "| method | regret@1 | regret@3 | NDCG@5 |", "|---|---|---|---|"]
+        lines += [
+            f"**{title}** ({ev.folds} folds, {ev.n_datasets} held-out tasks; lower "
+            "regret and higher NDCG are better):",
+            "",
+            "| method | regret@1 | regret@3 | NDCG@5 |",
+            "|---|---|---|---|",
+        ]
         for method in METHODS:
             if method in ev.summary:
                 m = ev.summary[method]
-                lines.append(f"| {method} | {m['regret@1']:.3f} | {m['regret@3']:.3f} | "
-                             f"{m['ndcg@5']:.3f} |")
+                lines.append(
+                    f"| {method} | {m['regret@1']:.3f} | {m['regret@3']:.3f} | {m['ndcg@5']:.3f} |"
+                )
         lines.append("")
     lines += _per_source(frame, loso)
     _plot_loso(loso.summary, OUT / "loso.png")
@@ -103,9 +119,12 @@ def _per_source(frame: Any, loso: Any) -> list[str]:
     source_of = dict(zip(frame["dataset"].to_list(), frame["origin"].to_list(), strict=True))
     sources = sorted({source_of[row["dataset"]] for row in loso.per_dataset})
     methods = [m for m in METHODS if m in loso.summary]
-    lines = ["regret@1 by held-out source (mean over its tasks):", "",
-             "| held-out source | tasks | " + " | ".join(methods) + " |",
-             "|---|---|" + "---|" * len(methods)]
+    lines = [
+        "regret@1 by held-out source (mean over its tasks):",
+        "",
+        "| held-out source | tasks | " + " | ".join(methods) + " |",
+        "|---|---|" + "---|" * len(methods),
+    ]
     for source in sources:
         rows = [r for r in loso.per_dataset if source_of[r["dataset"]] == source]
         cells = [f"{np.mean([r[m]['regret@1'] for r in rows]):.3f}" for m in methods]
@@ -122,8 +141,11 @@ def _plot_loso(summary: Any, path: Path) -> None:
     methods = [m for m in METHODS if m in summary]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for ax, metric in zip(axes, ("regret@1", "regret@3", "ndcg@5"), strict=True):
-        ax.bar(methods, [summary[m][metric] for m in methods],
-               color=["tab:blue" if m == "ranker" else "tab:grey" for m in methods])
+        ax.bar(
+            methods,
+            [summary[m][metric] for m in methods],
+            color=["tab:blue" if m == "ranker" else "tab:grey" for m in methods],
+        )
         ax.set_title(metric)
         ax.tick_params(axis="x", rotation=30)
     fig.suptitle("Leave-one-source-out on the bundled corpus")
@@ -151,28 +173,39 @@ def throughput_section() -> str:
     if train:
         for mode, target in (("head", "1.5x"), ("full", "1.0x")):
             t = train["throughput"][mode]
-            lines.append(f"| train, {mode} fine-tuning ({train['data']}, {train['image_size']} "
-                         f"px, CPU) | {t['mlsel']['images_per_second']:.1f} img/s | "
-                         f"{t['reference']['images_per_second']:.1f} img/s | "
-                         f"{t['speedup']:.2f}x | {target} |")
+            lines.append(
+                f"| train, {mode} fine-tuning ({train['data']}, {train['image_size']} "
+                f"px, CPU) | {t['mlsel']['images_per_second']:.1f} img/s | "
+                f"{t['reference']['images_per_second']:.1f} img/s | "
+                f"{t['speedup']:.2f}x | {target} |"
+            )
     for name in ("profile_bench.json", "profile_bench_10k.json"):
         prof = _read(name)
         if prof:
             ref = prof["rows"][0]
             for row in prof["rows"][1:]:
                 each = row.get("speedup_each_repeat")
-                spread = (f"; median of {len(each)} repeats, each {min(each):.2f}x to "
-                          f"{max(each):.2f}x" if each else "")
-                lines.append(f"| {row['method']} ({prof['images']} JPEGs {prof['size'][0]}x"
-                             f"{prof['size'][1]}{spread}) | {row['images_per_s']:.0f} img/s | "
-                             f"{ref['images_per_s']:.0f} img/s | {row['speedup']:.2f}x | 2x |")
+                spread = (
+                    f"; median of {len(each)} repeats, each {min(each):.2f}x to {max(each):.2f}x"
+                    if each
+                    else ""
+                )
+                lines.append(
+                    f"| {row['method']} ({prof['images']} JPEGs {prof['size'][0]}x"
+                    f"{prof['size'][1]}{spread}) | {row['images_per_s']:.0f} img/s | "
+                    f"{ref['images_per_s']:.0f} img/s | {row['speedup']:.2f}x | 2x |"
+                )
     store = _read("store_bench.json")
     if store:
-        lines.append(f"| store: log {store['runs']:,} runs | {store['api_runs_per_s']:,} runs/s | "
-                     f"{store['bare_runs_per_s']:,} runs/s (bare DuckDB) | 1/"
-                     f"{store['api_over_bare']:.2f} | within 5x |")
-        lines.append(f"| store: training frame of {store['runs']:,} runs | "
-                     f"{store['training_frame_best_s']:.2f} s | - | - | under 1 s |")
+        lines.append(
+            f"| store: log {store['runs']:,} runs | {store['api_runs_per_s']:,} runs/s | "
+            f"{store['bare_runs_per_s']:,} runs/s (bare DuckDB) | 1/"
+            f"{store['api_over_bare']:.2f} | within 5x |"
+        )
+        lines.append(
+            f"| store: training frame of {store['runs']:,} runs | "
+            f"{store['training_frame_best_s']:.2f} s | - | - | under 1 s |"
+        )
     if len(lines) == 2:
         return "Not measured yet: run the `benchmarks/*_bench.py` scripts.\n"
     return "\n".join(lines) + "\n"
@@ -183,19 +216,32 @@ def main() -> None:
     parser.add_argument("--corpus-home", type=Path, default=OUT / "bundle" / "home")
     args = parser.parse_args()
     loso, data = loso_section(args.corpus_home)
-    machine = (f"{platform.machine()}, {platform.system()} {platform.release()}, "
-               f"Python {platform.python_version()}")
-    text = "\n".join([
-        "# Benchmarks", "",
-        "Regenerated by `.venv/bin/python benchmarks/report.py` from what the benchmark "
-        "scripts wrote to `benchmarks/out/`. Speed is always a ratio against a reference "
-        "measured in the same run, because the machines are shared and noisy.", "",
-        f"Machine of this report: {machine}, CPU only (2 cores) unless a section says "
-        "otherwise.", "",
-        "## The ranker on the bundled corpus", "", loso,
-        "## Warm start: best score over time", "", warmstart_section(),
-        "## Throughput", "", throughput_section(),
-    ])
+    machine = (
+        f"{platform.machine()}, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
+    text = "\n".join(
+        [
+            "# Benchmarks",
+            "",
+            "Regenerated by `.venv/bin/python benchmarks/report.py` from what the benchmark "
+            "scripts wrote to `benchmarks/out/`. Speed is always a ratio against a reference "
+            "measured in the same run, because the machines are shared and noisy.",
+            "",
+            f"Machine of this report: {machine}, CPU only (2 cores) unless a section says "
+            "otherwise.",
+            "",
+            "## The ranker on the bundled corpus",
+            "",
+            loso,
+            "## Warm start: best score over time",
+            "",
+            warmstart_section(),
+            "## Throughput",
+            "",
+            throughput_section(),
+        ]
+    )
     REPORT.write_text(text)
     (OUT / "report.json").write_text(json.dumps(data, indent=1, default=str))
     print(f"wrote {REPORT}")

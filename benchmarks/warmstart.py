@@ -36,8 +36,18 @@ def _space():
     return CandidateSpace(architectures={a: ARCHITECTURES[a] for a in archs})
 
 
-def run_arm(task_dir: Path, profile, arm: str, seed: int, budget_s: float, gpus: str,
-            bundled: bool, epochs: int, size: int, trainer: str = "mlsel.trainers") -> dict:
+def run_arm(
+    task_dir: Path,
+    profile,
+    arm: str,
+    seed: int,
+    budget_s: float,
+    gpus: str,
+    bundled: bool,
+    epochs: int,
+    size: int,
+    trainer: str = "mlsel.trainers",
+) -> dict:
     """One search in a fresh home (the task's profile pre-stored, so profiling is not
     timed); returns its finished trials and best-so-far curve."""
     from mlsel.experiment_store import Store
@@ -56,17 +66,29 @@ def run_arm(task_dir: Path, profile, arm: str, seed: int, budget_s: float, gpus:
 
             seed_bundled(store, home=home)
         settings = SearchSettings(
-            budget_s=budget_s, gpus=gpus, sampler="random" if arm == "random" else "tpe",
-            pruner="hyperband", warm_start=arm == "warm-tpe", top_k=3, seed=seed,
-            output=None, refit=False, space=_space(),
-            fixed={"epochs": epochs, "image_size": size}, trainer=trainer,
+            budget_s=budget_s,
+            gpus=gpus,
+            sampler="random" if arm == "random" else "tpe",
+            pruner="hyperband",
+            warm_start=arm == "warm-tpe",
+            top_k=3,
+            seed=seed,
+            output=None,
+            refit=False,
+            space=_space(),
+            fixed={"epochs": epochs, "image_size": size},
+            trainer=trainer,
         )
         report = run_search(task_dir, settings, home=home)
     return {
-        "arm": arm, "seed": seed, "elapsed_s": report.elapsed_s,
-        "history": report.progress.history, "ended": report.progress.ended,
+        "arm": arm,
+        "seed": seed,
+        "elapsed_s": report.elapsed_s,
+        "history": report.progress.history,
+        "ended": report.progress.ended,
         "final": report.progress.history[-1][1] if report.progress.history else 0.0,
-        "trials": report.progress.finished, "statuses": dict(report.progress.statuses),
+        "trials": report.progress.finished,
+        "statuses": dict(report.progress.statuses),
         "best_arch": report.best.arch if report.best else None,
     }
 
@@ -129,9 +151,11 @@ def _plot(results: list[dict], budget_s: float, path: Path) -> None:
 
 
 def _table(results: list[dict], budget_s: float) -> str:
-    lines = ["| task | arm | seeds | final best | AUC (mean best) | time to cold-TPE final "
-             "(median s) | reached within 1/3 budget | trials |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| task | arm | seeds | final best | AUC (mean best) | time to cold-TPE final "
+        "(median s) | reached within 1/3 budget | trials |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for task in sorted({r["task"] for r in results}):
         for arm in ARMS:
             runs = [r for r in results if r["task"] == task and r["arm"] == arm]
@@ -144,7 +168,8 @@ def _table(results: list[dict], budget_s: float) -> str:
                 f"| {task} | {arm} | {len(runs)} | {statistics.mean(r['final'] for r in runs):.3f}"
                 f" | {statistics.mean(r['auc'] for r in runs):.3f} | "
                 f"{'never' if math.isinf(med) else f'{med:.0f}'} | {within}/{len(runs)} | "
-                f"{statistics.mean(r['trials'] for r in runs):.1f} |")
+                f"{statistics.mean(r['trials'] for r in runs):.1f} |"
+            )
     return "\n".join(lines)
 
 
@@ -157,10 +182,14 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--image-size", type=int, default=28)
     parser.add_argument("--gpus", default="cpu")
-    parser.add_argument("--trainer", default="mlsel.trainers",
-                        help="module with train, StopRun, TensorCache")
-    parser.add_argument("--bundled", action="store_true",
-                        help="warm start from the bundled experience too (default: rules only)")
+    parser.add_argument(
+        "--trainer", default="mlsel.trainers", help="module with train, StopRun, TensorCache"
+    )
+    parser.add_argument(
+        "--bundled",
+        action="store_true",
+        help="warm start from the bundled experience too (default: rules only)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     OUT.mkdir(parents=True, exist_ok=True)
@@ -177,25 +206,43 @@ def main() -> None:
         for seed in range(args.seeds):
             by_arm = {}
             for arm in ARMS:
-                by_arm[arm] = run_arm(path, profile, arm, seed, args.budget, args.gpus,
-                                      args.bundled, args.epochs, args.image_size, args.trainer)
-                print(f"{task} seed {seed} {arm}: final {by_arm[arm]['final']:.3f} after "
-                      f"{by_arm[arm]['trials']} trials ({by_arm[arm]['elapsed_s']:.0f} s)",
-                      flush=True)
+                by_arm[arm] = run_arm(
+                    path,
+                    profile,
+                    arm,
+                    seed,
+                    args.budget,
+                    args.gpus,
+                    args.bundled,
+                    args.epochs,
+                    args.image_size,
+                    args.trainer,
+                )
+                print(
+                    f"{task} seed {seed} {arm}: final {by_arm[arm]['final']:.3f} after "
+                    f"{by_arm[arm]['trials']} trials ({by_arm[arm]['elapsed_s']:.0f} s)",
+                    flush=True,
+                )
             cold_final = by_arm["cold-tpe"]["final"]
             for r in by_arm.values():
-                r.update(task=task, auc=area(r["history"], args.budget),
-                         reach_cold_final_s=time_to_reach(r["history"], cold_final))
+                r.update(
+                    task=task,
+                    auc=area(r["history"], args.budget),
+                    reach_cold_final_s=time_to_reach(r["history"], cold_final),
+                )
                 results.append(r)
     table = _table(results, args.budget)
     source = "bundled + rules" if args.bundled else "rules"
-    header = (f"budget {args.budget:.0f} s per search, {args.seeds} seed(s), "
-              f"{args.per_class} images/class, epochs {args.epochs}, size {args.image_size}, "
-              f"devices {args.gpus}, warm start from {source}; "
-              f"total {time.time() - started:.0f} s")
+    header = (
+        f"budget {args.budget:.0f} s per search, {args.seeds} seed(s), "
+        f"{args.per_class} images/class, epochs {args.epochs}, size {args.image_size}, "
+        f"devices {args.gpus}, warm start from {source}; "
+        f"total {time.time() - started:.0f} s"
+    )
     (OUT / "warmstart.md").write_text(f"# Warm start benchmark\n\n{header}\n\n{table}\n")
-    (OUT / "warmstart.json").write_text(json.dumps(
-        {"args": vars(args), "results": results}, indent=1, default=str))
+    (OUT / "warmstart.json").write_text(
+        json.dumps({"args": vars(args), "results": results}, indent=1, default=str)
+    )
     _plot(results, args.budget, OUT / "warmstart.png")
     print(header)
     print(table)

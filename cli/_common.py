@@ -15,7 +15,13 @@ from rich.console import Console
 from mlsel.experiment_store.errors import ConfigError
 
 __all__ = [
-    "AppState", "console", "err_console", "open_store", "parse_duration", "print_json", "state",
+    "AppState",
+    "console",
+    "err_console",
+    "open_store",
+    "parse_duration",
+    "print_json",
+    "state",
 ]
 
 console = Console()
@@ -48,8 +54,12 @@ def open_store(ctx: typer.Context) -> Any:
 
     app_state = state(ctx)
     store = Store.open(app_state.home)
-    seed_bundled(store, home=app_state.home, no_bundled=app_state.no_bundled,
-                 announce=lambda line: err_console.print(f"[dim]{line}[/]"))
+    seed_bundled(
+        store,
+        home=app_state.home,
+        no_bundled=app_state.no_bundled,
+        announce=lambda line: err_console.print(f"[dim]{line}[/]"),
+    )
     return store
 
 

@@ -18,8 +18,11 @@ def _progress_bar():  # noqa: ANN202
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     bar = Progress(
-        TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(),
-        console=err_console, transient=True,
+        TextColumn("{task.description:<12}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err_console,
+        transient=True,
     )
     tasks: dict[str, int] = {}
 
@@ -92,18 +95,22 @@ def profile_command(
         card.parent.mkdir(parents=True, exist_ok=True)
         card.write_text(data_card(data, profile), encoding="utf-8")
     if as_json:
-        print_json({
-            "name": data.name,
-            "path": data.root,
-            "task": data.task,
-            "layout": data.layout,
-            "fingerprint": data.fingerprint,
-            "classes": list(data.classes),
-            "split_source": data.split_source,
-            "profiler_version": profile.profiler_version,
-            "features": {k: (None if math.isnan(v) else v) for k, v in profile.features.items()},
-            "warnings": list(profile.warnings),
-        })
+        print_json(
+            {
+                "name": data.name,
+                "path": data.root,
+                "task": data.task,
+                "layout": data.layout,
+                "fingerprint": data.fingerprint,
+                "classes": list(data.classes),
+                "split_source": data.split_source,
+                "profiler_version": profile.profiler_version,
+                "features": {
+                    k: (None if math.isnan(v) else v) for k, v in profile.features.items()
+                },
+                "warnings": list(profile.warnings),
+            }
+        )
         return
     _render(data, profile)
     if card is not None:

@@ -18,8 +18,11 @@ def refit_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
     folds: Annotated[
         int,
-        typer.Option("--folds", min=0,
-                     help="Hold datasets out in at most this many folds (0: one per dataset)."),
+        typer.Option(
+            "--folds",
+            min=0,
+            help="Hold datasets out in at most this many folds (0: one per dataset).",
+        ),
     ] = 10,
 ) -> None:
     """Fit the ranker on every finished run, evaluate it against baselines, maybe activate it."""

@@ -35,20 +35,30 @@ def _live_view(progress: SearchProgress, budget_s: float) -> Table:
     """Workers and their trials, counts, best so far and time left."""
     elapsed = time.time() - progress.started_at
     counts = ", ".join(f"{n} {s}" for s, n in sorted(progress.statuses.items())) or "none yet"
-    best = (f"{_fmt(progress.best_score)} (trial {progress.best_trial}, "
-            f"{(progress.best_config or {}).get('arch', '?')})"
-            if progress.best_score is not None else "-")
-    table = Table(title=f"mlsel run  |  {elapsed:,.0f} s of {budget_s:,.0f} s, "
-                        f"{max(0.0, budget_s - elapsed):,.0f} s left  |  best {best}",
-                  caption=f"trials finished: {counts}; skipped (won't fit): {progress.skipped}",
-                  expand=False)
+    best = (
+        f"{_fmt(progress.best_score)} (trial {progress.best_trial}, "
+        f"{(progress.best_config or {}).get('arch', '?')})"
+        if progress.best_score is not None
+        else "-"
+    )
+    table = Table(
+        title=f"mlsel run  |  {elapsed:,.0f} s of {budget_s:,.0f} s, "
+        f"{max(0.0, budget_s - elapsed):,.0f} s left  |  best {best}",
+        caption=f"trials finished: {counts}; skipped (won't fit): {progress.skipped}",
+        expand=False,
+    )
     for column in ("worker", "trial", "model", "epoch", "score", "state"):
         table.add_column(column)
     for w in progress.workers.values():
         busy = w.trial is not None
-        table.add_row(w.label, str(w.trial) if busy else "-", w.arch if busy else "-",
-                      f"{w.epoch}/{w.epochs}" if busy else "-", _fmt(w.score) if busy else "-",
-                      "training" if busy else (w.done or "starting"))
+        table.add_row(
+            w.label,
+            str(w.trial) if busy else "-",
+            w.arch if busy else "-",
+            f"{w.epoch}/{w.epochs}" if busy else "-",
+            _fmt(w.score) if busy else "-",
+            "training" if busy else (w.done or "starting"),
+        )
     for line in progress.logs:
         table.add_row("", "", "", "", "", f"[dim]{line[:100]}[/]")
     return table
@@ -66,12 +76,19 @@ def _leaderboard(report: SearchReport, top: int) -> Table:
     for row in report.rows[:top]:
         c = row.config
         status = f"[{_STYLE.get(row.status, '')}]{row.status}[/]"
-        training = (f"{c.get('pretrained') or 'scratch'} {c.get('finetune', '')}, "
-                    f"lr {c['lr']:.0e}, batch {c['batch_size']}, {c['epochs']} ep, "
-                    f"{c['image_size']} px")
-        table.add_row(f"{row.trial}{' warm' if row.warm else ''}", status, _fmt(row.score),
-                      f"{c['arch']}\n[dim]{(row.run_id or '-')[:8]}[/]", training,
-                      "-" if row.seconds is None else f"{row.seconds:.0f} s")
+        training = (
+            f"{c.get('pretrained') or 'scratch'} {c.get('finetune', '')}, "
+            f"lr {c['lr']:.0e}, batch {c['batch_size']}, {c['epochs']} ep, "
+            f"{c['image_size']} px"
+        )
+        table.add_row(
+            f"{row.trial}{' warm' if row.warm else ''}",
+            status,
+            _fmt(row.score),
+            f"{c['arch']}\n[dim]{(row.run_id or '-')[:8]}[/]",
+            training,
+            "-" if row.seconds is None else f"{row.seconds:.0f} s",
+        )
     return table
 
 
@@ -82,8 +99,10 @@ def _space(models: list[str] | None) -> Any:
 
     unknown = [m for m in models if m not in ARCHITECTURES]
     if unknown:
-        raise ConfigError(f"The --model option names unknown architecture(s) {unknown}. "
-                          f"Known: {', '.join(sorted(ARCHITECTURES))}.")
+        raise ConfigError(
+            f"The --model option names unknown architecture(s) {unknown}. "
+            f"Known: {', '.join(sorted(ARCHITECTURES))}."
+        )
     return CandidateSpace(architectures={m: ARCHITECTURES[m] for m in models})
 
 
@@ -93,13 +112,18 @@ def _print_event(progress: SearchProgress, event: dict[str, Any] | None) -> None
         return
     if event["kind"] == "trial_end":
         style = _STYLE.get(event["status"], "")
-        console.print(f"[{event['worker']}] trial {event['trial']} {event['config']['arch']}: "
-                      f"[{style}]{event['status']}[/] score {_fmt(event['score'])}  "
-                      f"(best {_fmt(progress.best_score)})", highlight=False)
+        console.print(
+            f"[{event['worker']}] trial {event['trial']} {event['config']['arch']}: "
+            f"[{style}]{event['status']}[/] score {_fmt(event['score'])}  "
+            f"(best {_fmt(progress.best_score)})",
+            highlight=False,
+        )
     elif event["kind"] == "skip":
-        console.print(f"[{event['worker']}] trial {event['trial']} {event['arch']} skipped: "
-                      f"predicted {event['predicted_seconds']:.0f} s > {event['left']:.0f} s left",
-                      highlight=False)
+        console.print(
+            f"[{event['worker']}] trial {event['trial']} {event['arch']} skipped: "
+            f"predicted {event['predicted_seconds']:.0f} s > {event['left']:.0f} s left",
+            highlight=False,
+        )
     elif event["kind"] == "log" and event["level"] in ("WARNING", "ERROR", "CRITICAL"):
         err_console.print(f"[{event['worker']}] {event['text']}", highlight=False)
 
@@ -107,41 +131,65 @@ def _print_event(progress: SearchProgress, event: dict[str, Any] | None) -> None
 def run_command(
     ctx: typer.Context,
     dataset: Annotated[Path, typer.Argument(help="The dataset folder (any supported layout).")],
-    budget: Annotated[str, typer.Option("--budget", "-b",
-                                        help="Wall time for the whole command: 90s, 30m, 2h.")],
-    gpus: Annotated[str, typer.Option("--gpus", help="all, a count (2), indices (0,2), cpu, or "
-                                      "cpu:N (N CPU workers). One trial per GPU at a time.")
-                    ] = "all",
-    sampler: Annotated[str, typer.Option("--sampler", help="tpe, ga (NSGA-II) or random.")
-                       ] = "tpe",
-    pruner: Annotated[str, typer.Option("--pruner", help="hyperband, halving or none.")
-                      ] = "hyperband",
-    warm_start: Annotated[bool, typer.Option("--warm-start/--no-warm-start",
-                                             help="Try the ranker's top picks first.")] = True,
+    budget: Annotated[
+        str, typer.Option("--budget", "-b", help="Wall time for the whole command: 90s, 30m, 2h.")
+    ],
+    gpus: Annotated[
+        str,
+        typer.Option(
+            "--gpus",
+            help="all, a count (2), indices (0,2), cpu, or "
+            "cpu:N (N CPU workers). One trial per GPU at a time.",
+        ),
+    ] = "all",
+    sampler: Annotated[str, typer.Option("--sampler", help="tpe, ga (NSGA-II) or random.")] = "tpe",
+    pruner: Annotated[
+        str, typer.Option("--pruner", help="hyperband, halving or none.")
+    ] = "hyperband",
+    warm_start: Annotated[
+        bool, typer.Option("--warm-start/--no-warm-start", help="Try the ranker's top picks first.")
+    ] = True,
     top_k: Annotated[int, typer.Option("--top-k", min=0, help="Suggestions tried first.")] = 3,
-    target: Annotated[float | None, typer.Option("--target", help="Stop once a trial scores "
-                                                 "at least this (macro F1 / mAP50-95).")] = None,
-    max_trials: Annotated[int | None, typer.Option("--max-trials", min=1,
-                                                   help="Trials in all (resume included).")
-                          ] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the latest (or --name) "
-                                         "search on this dataset.")] = False,
-    name: Annotated[str | None, typer.Option("--name", help="Name of the search (default: "
-                                             "the start time).")] = None,
-    model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Search only these "
-                                                    "architectures (repeat the option).")
-                     ] = None,
-    epochs: Annotated[int | None, typer.Option("--epochs", min=1, help="Hold epochs fixed.")
-                      ] = None,
-    image_size: Annotated[int | None, typer.Option("--image-size", min=8,
-                                                   help="Hold the image size fixed.")] = None,
+    target: Annotated[
+        float | None,
+        typer.Option(
+            "--target", help="Stop once a trial scores at least this (macro F1 / mAP50-95)."
+        ),
+    ] = None,
+    max_trials: Annotated[
+        int | None, typer.Option("--max-trials", min=1, help="Trials in all (resume included).")
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", help="Continue the latest (or --name) search on this dataset."),
+    ] = False,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Name of the search (default: the start time).")
+    ] = None,
+    model: Annotated[
+        list[str] | None,
+        typer.Option("--model", "-m", help="Search only these architectures (repeat the option)."),
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option("--epochs", min=1, help="Hold epochs fixed.")
+    ] = None,
+    image_size: Annotated[
+        int | None, typer.Option("--image-size", min=8, help="Hold the image size fixed.")
+    ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Sampler seed.")] = None,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where the best model, its "
-                                         "metrics.json and config.json go.")
-                      ] = Path("mlsel-best"),
-    refit: Annotated[bool, typer.Option("--refit/--no-refit", help="Refit the ranker when "
-                                        "enough new runs were logged (setting refit_every).")
-                     ] = True,
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output", "-o", help="Where the best model, its metrics.json and config.json go."
+        ),
+    ] = Path("mlsel-best"),
+    refit: Annotated[
+        bool,
+        typer.Option(
+            "--refit/--no-refit",
+            help="Refit the ranker when enough new runs were logged (setting refit_every).",
+        ),
+    ] = True,
     top: Annotated[int, typer.Option("--top", min=1, help="Leaderboard rows shown.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
@@ -155,10 +203,21 @@ def run_command(
     if image_size is not None:
         fixed["image_size"] = image_size
     settings = SearchSettings(
-        budget_s=parse_duration(budget), gpus=gpus, sampler=sampler, pruner=pruner,
-        warm_start=warm_start, top_k=top_k, target=target, max_trials=max_trials,
-        resume=resume, name=name, seed=seed, output=output, refit=refit,
-        space=_space(model), fixed=fixed,
+        budget_s=parse_duration(budget),
+        gpus=gpus,
+        sampler=sampler,
+        pruner=pruner,
+        warm_start=warm_start,
+        top_k=top_k,
+        target=target,
+        max_trials=max_trials,
+        resume=resume,
+        name=name,
+        seed=seed,
+        output=output,
+        refit=refit,
+        space=_space(model),
+        fixed=fixed,
     )
     home = state(ctx).home
     open_store(ctx)  # a new store takes the bundled experience before the search starts
@@ -170,13 +229,13 @@ def run_command(
         from rich.live import Live
 
         with Live(console=console, refresh_per_second=4, transient=False) as live:
+
             def show(progress: SearchProgress, event: dict[str, Any] | None) -> None:
                 live.update(_live_view(progress, settings.budget_s))
 
             report = run_search(dataset, settings, home=home, started=started, on_event=show)
     else:
-        report = run_search(dataset, settings, home=home, started=started,
-                            on_event=_print_event)
+        report = run_search(dataset, settings, home=home, started=started, on_event=_print_event)
     _summary(report, top)
 
 
@@ -186,19 +245,25 @@ def _summary(report: SearchReport, top: int) -> None:
             err_console.print(f"[yellow]note:[/] {note}", highlight=False)
     console.print(_leaderboard(report, top))
     p = report.progress
-    console.print(f"stopped: {report.stop_reason} after {report.elapsed_s:.0f} s of "
-                  f"{report.budget_s:.0f} s on {', '.join(report.devices)}; "
-                  f"{p.finished} trial(s) this run, {p.skipped} skipped as too long",
-                  highlight=False)
+    console.print(
+        f"stopped: {report.stop_reason} after {report.elapsed_s:.0f} s of "
+        f"{report.budget_s:.0f} s on {', '.join(report.devices)}; "
+        f"{p.finished} trial(s) this run, {p.skipped} skipped as too long",
+        highlight=False,
+    )
     if report.best is not None:
         where = f", copied to {report.output}" if report.output else ""
-        console.print(f"best: trial {report.best.trial} {report.best.arch} "
-                      f"score {_fmt(report.best.score)} (run {report.best.run_id}){where}",
-                      highlight=False)
+        console.print(
+            f"best: trial {report.best.trial} {report.best.arch} "
+            f"score {_fmt(report.best.score)} (run {report.best.run_id}){where}",
+            highlight=False,
+        )
     if report.refit:
         console.print(report.refit, highlight=False)
-    console.print(f"resume with: mlsel run {report.dataset_name} ... --resume --name "
-                  f"{report.name}", highlight=False)
+    console.print(
+        f"resume with: mlsel run {report.dataset_name} ... --resume --name {report.name}",
+        highlight=False,
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -100,8 +100,9 @@ def _table(records: list[RunRecord], names: dict[str, str]) -> Any:
 
     sources = {r.source for r in records}
     several = len(sources) > 1
-    table = Table(header_style="bold",
-                  caption=None if several else f"source: {next(iter(sources))}")
+    table = Table(
+        header_style="bold", caption=None if several else f"source: {next(iter(sources))}"
+    )
     table.add_column("run id", no_wrap=True, min_width=16)
     table.add_column("dataset", overflow="ellipsis", max_width=22, min_width=7)
     table.add_column("arch", overflow="ellipsis", max_width=22, min_width=8)
@@ -125,8 +126,11 @@ def _table(records: list[RunRecord], names: dict[str, str]) -> Any:
             f"[{style}]{result.status}[/]" if style else result.status,
             "-" if result.score is None else f"{result.score:.4f}",
             f"{len(result.curve) or '-'}/{r.config.epochs}",
-            *([("-" if result.wall_seconds is None else f"{result.wall_seconds:.1f}")]
-              if roomy else []),
+            *(
+                [("-" if result.wall_seconds is None else f"{result.wall_seconds:.1f}")]
+                if roomy
+                else []
+            ),
             *([r.source] if several else []),
             *([(r.started_at or "-").replace("T", " ")[5:16]] if wide else []),
         )

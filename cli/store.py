@@ -166,10 +166,16 @@ def info_command(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 
 # The settings a user may change, with their default and what they do.
 SETTINGS: dict[str, tuple[Any, str]] = {
-    "refit_every": (20, "refit the ranker after `mlsel run` once this many new runs were "
-                        "logged since the active ranker (0: never)"),
-    "bundled": (True, "seed this store with mlsel's bundled runs on first use "
-                      "(set before first use; same as --no-bundled)"),
+    "refit_every": (
+        20,
+        "refit the ranker after `mlsel run` once this many new runs were "
+        "logged since the active ranker (0: never)",
+    ),
+    "bundled": (
+        True,
+        "seed this store with mlsel's bundled runs on first use "
+        "(set before first use; same as --no-bundled)",
+    ),
 }
 
 
@@ -211,8 +217,9 @@ def set_command(
         print_json(current)
         return
     for name, (_, meaning) in SETTINGS.items():
-        console.print(f"[bold]{name}[/] = {_shown(current[name])}  [dim]{meaning}[/]",
-                      highlight=False)
+        console.print(
+            f"[bold]{name}[/] = {_shown(current[name])}  [dim]{meaning}[/]", highlight=False
+        )
 
 
 def _shown(value: Any) -> str:

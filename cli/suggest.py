@@ -67,13 +67,22 @@ def suggest_command(
     budget_s = parse_duration(budget) if budget is not None else None
     device, count = parse_gpus(gpus)
     home = state(ctx).home
-    report = suggest(dataset, store=open_store(ctx), home=home, top=top, budget_s=budget_s,
-                     device=device, n_devices=count)
+    report = suggest(
+        dataset,
+        store=open_store(ctx),
+        home=home,
+        top=top,
+        budget_s=budget_s,
+        device=device,
+        n_devices=count,
+    )
     if as_json:
         print_json(_as_json(report))
         return
-    console.print(f"[bold]{report.profile.name or dataset}[/] ({report.profile.task}): "
-                  f"scored by {report.note}")
+    console.print(
+        f"[bold]{report.profile.name or dataset}[/] ({report.profile.task}): "
+        f"scored by {report.note}"
+    )
     console.print(_table(report))
     if report.dropped:
         console.print(f"[dim]{report.dropped} candidates left out: over the budget or memory.[/]")
@@ -83,13 +92,23 @@ def suggest_command(
 
 def _as_json(report: Any) -> dict[str, Any]:
     return {
-        "dataset": report.profile.fingerprint, "name": report.profile.name,
-        "task": report.profile.task, "scorer": report.scorer, "note": report.note,
-        "dropped": report.dropped, "warnings": list(report.warnings),
+        "dataset": report.profile.fingerprint,
+        "name": report.profile.name,
+        "task": report.profile.task,
+        "scorer": report.scorer,
+        "note": report.note,
+        "dropped": report.dropped,
+        "warnings": list(report.warnings),
         "suggestions": [
-            {"rank": s.rank, "config": s.config.to_dict(), "params": s.config.to_params(),
-             "predicted_score": s.predicted_score, "predicted_seconds": s.predicted_seconds,
-             "predicted_memory_mb": s.predicted_memory_mb, "reasons": list(s.reasons)}
+            {
+                "rank": s.rank,
+                "config": s.config.to_dict(),
+                "params": s.config.to_params(),
+                "predicted_score": s.predicted_score,
+                "predicted_seconds": s.predicted_seconds,
+                "predicted_memory_mb": s.predicted_memory_mb,
+                "reasons": list(s.reasons),
+            }
             for s in report.suggestions
         ],
     }
@@ -103,8 +122,13 @@ def _why(reasons: list[str] | tuple[str, ...]) -> str:
         causes.setdefault(cause if sep else reason, [])
         if sep:
             causes[cause].append(effect)
-    return "; ".join(f"{cause}: {', '.join(effects)}" if effects else cause
-                     for cause, effects in causes.items()) or "-"
+    return (
+        "; ".join(
+            f"{cause}: {', '.join(effects)}" if effects else cause
+            for cause, effects in causes.items()
+        )
+        or "-"
+    )
 
 
 def _table(report: Any) -> Any:
@@ -122,12 +146,19 @@ def _table(report: Any) -> Any:
     for s in report.suggestions:
         c = s.config
         weights = c.pretrained or "scratch"
-        training = (f"{weights}, {c.finetune}, lr {c.lr:g}, {c.optimizer}, aug {c.augment}, "
-                    f"{c.epochs} ep, {c.image_size} px")
+        training = (
+            f"{weights}, {c.finetune}, lr {c.lr:g}, {c.optimizer}, aug {c.augment}, "
+            f"{c.epochs} ep, {c.image_size} px"
+        )
         model = c.arch if c.backend == "torchvision" else f"{c.arch} ({c.backend})"
-        table.add_row(str(s.rank), escape(model), escape(training),
-                      f"{s.predicted_score:.2f}", _duration(s.predicted_seconds),
-                      escape(_why(s.reasons)))
+        table.add_row(
+            str(s.rank),
+            escape(model),
+            escape(training),
+            f"{s.predicted_score:.2f}",
+            _duration(s.predicted_seconds),
+            escape(_why(s.reasons)),
+        )
     return table
 
 

@@ -15,35 +15,59 @@ if TYPE_CHECKING:
 __all__ = ["register", "train_command"]
 
 _METRICS = (
-    ("f1_macro", "macro F1"), ("accuracy", "accuracy"), ("top5_accuracy", "top-5 accuracy"),
-    ("precision_macro", "macro precision"), ("recall_macro", "macro recall"),
-    ("f1_weighted", "weighted F1"), ("precision_weighted", "weighted precision"),
-    ("recall_weighted", "weighted recall"), ("mAP50-95", "mAP50-95"), ("mAP50", "mAP50"),
+    ("f1_macro", "macro F1"),
+    ("accuracy", "accuracy"),
+    ("top5_accuracy", "top-5 accuracy"),
+    ("precision_macro", "macro precision"),
+    ("recall_macro", "macro recall"),
+    ("f1_weighted", "weighted F1"),
+    ("precision_weighted", "weighted precision"),
+    ("recall_weighted", "weighted recall"),
+    ("mAP50-95", "mAP50-95"),
+    ("mAP50", "mAP50"),
 )
 
 
-def _config(arch: str, backend: str | None, pretrained: bool, weights: Path | None,
-            finetune: str | None, options: dict[str, Any]) -> Config:
+def _config(
+    arch: str,
+    backend: str | None,
+    pretrained: bool,
+    weights: Path | None,
+    finetune: str | None,
+    options: dict[str, Any],
+) -> Config:
     from mlsel.experiment_store.records import Config
 
     backend = backend or ("ultralytics" if arch.startswith("yolo") else "torchvision")
     given = {k: v for k, v in options.items() if v is not None}
-    return Config(backend=backend, arch=arch,
-                  pretrained=("imagenet" if weights is None else str(weights)) if pretrained
-                  else None,
-                  finetune=finetune or ("head" if pretrained else "full"), **given)
+    return Config(
+        backend=backend,
+        arch=arch,
+        pretrained=("imagenet" if weights is None else str(weights)) if pretrained else None,
+        finetune=finetune or ("head" if pretrained else "full"),
+        **given,
+    )
 
 
 def _result_json(run_id: str, result: RunResult) -> dict[str, Any]:
     return {
-        "run_id": run_id, "status": result.status, "score": result.score,
+        "run_id": run_id,
+        "status": result.status,
+        "score": result.score,
         "metrics": dict(result.metrics),
         "confusion": [list(r) for r in result.confusion] if result.confusion else None,
-        "curve": [vars(r) if not hasattr(r, "__dataclass_fields__") else
-                  {f: getattr(r, f) for f in r.__dataclass_fields__} for r in result.curve],
-        "wall_seconds": result.wall_seconds, "seconds_per_epoch": result.seconds_per_epoch,
-        "peak_gpu_mb": result.peak_gpu_mb, "peak_host_mb": result.peak_host_mb,
-        "hardware": dict(result.hardware), "error": result.error,
+        "curve": [
+            vars(r)
+            if not hasattr(r, "__dataclass_fields__")
+            else {f: getattr(r, f) for f in r.__dataclass_fields__}
+            for r in result.curve
+        ],
+        "wall_seconds": result.wall_seconds,
+        "seconds_per_epoch": result.seconds_per_epoch,
+        "peak_gpu_mb": result.peak_gpu_mb,
+        "peak_host_mb": result.peak_host_mb,
+        "hardware": dict(result.hardware),
+        "error": result.error,
         "artifact_dir": result.artifact_dir,
     }
 
@@ -55,25 +79,46 @@ def _fmt(value: float | None, digits: int = 4) -> str:
 def train_command(
     ctx: typer.Context,
     dataset: Annotated[Path, typer.Argument(help="Dataset folder (class folders, YOLO or CSV).")],
-    arch: Annotated[str, typer.Option("--arch", "-a", help="Architecture, e.g. "
-                                      "efficientnet_lite0, resnet18, small_cnn, yolo11n-cls.")],
-    backend: Annotated[str | None, typer.Option(
-        "--backend", help="torchvision, ultralytics or timm (default: from the arch).")] = None,
-    pretrained: Annotated[bool, typer.Option(
-        "--pretrained/--no-pretrained", help="Start from ImageNet weights.")] = True,
-    weights: Annotated[Path | None, typer.Option(
-        "--weights", help="A weights file to start from (implies --pretrained).")] = None,
-    finetune: Annotated[str | None, typer.Option(
-        "--finetune", help="head, partial or full (default: head if pretrained, else full).")
+    arch: Annotated[
+        str,
+        typer.Option(
+            "--arch",
+            "-a",
+            help="Architecture, e.g. efficientnet_lite0, resnet18, small_cnn, yolo11n-cls.",
+        ),
+    ],
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            "--backend", help="torchvision, ultralytics or timm (default: from the arch)."
+        ),
+    ] = None,
+    pretrained: Annotated[
+        bool, typer.Option("--pretrained/--no-pretrained", help="Start from ImageNet weights.")
+    ] = True,
+    weights: Annotated[
+        Path | None,
+        typer.Option("--weights", help="A weights file to start from (implies --pretrained)."),
+    ] = None,
+    finetune: Annotated[
+        str | None,
+        typer.Option(
+            "--finetune", help="head, partial or full (default: head if pretrained, else full)."
+        ),
     ] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Epochs (default 10).")] = None,
     lr: Annotated[float | None, typer.Option("--lr", help="Learning rate (default 1e-4).")] = None,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Batch (default 8).")
-                          ] = None,
-    image_size: Annotated[int | None, typer.Option(
-        "--image-size", help="Training resolution in pixels (default 224).")] = None,
-    augment: Annotated[str | None, typer.Option(
-        "--augment", help="none, light (seed 002) or strong (default light).")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", help="Batch (default 8).")
+    ] = None,
+    image_size: Annotated[
+        int | None,
+        typer.Option("--image-size", help="Training resolution in pixels (default 224)."),
+    ] = None,
+    augment: Annotated[
+        str | None,
+        typer.Option("--augment", help="none, light (seed 002) or strong (default light)."),
+    ] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda:N.")] = "auto",
     seed: Annotated[int | None, typer.Option("--seed", help="Random seed (default 0).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
@@ -87,25 +132,56 @@ def train_command(
     from mlsel.trainers import train
 
     home = state(ctx).home
-    config = _config(arch, backend, pretrained or weights is not None, weights, finetune,
-                     {"epochs": epochs, "lr": lr, "batch_size": batch_size,
-                      "image_size": image_size, "augment": augment, "seed": seed})
+    config = _config(
+        arch,
+        backend,
+        pretrained or weights is not None,
+        weights,
+        finetune,
+        {
+            "epochs": epochs,
+            "lr": lr,
+            "batch_size": batch_size,
+            "image_size": image_size,
+            "augment": augment,
+            "seed": seed,
+        },
+    )
     data = read_dataset(dataset)
     store = Store.open(home)
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
-                        console=console, disable=as_json, transient=False)
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=as_json,
+        transient=False,
+    )
     with progress:
-        task = progress.add_task(f"{config.arch} on {data.name}", total=config.epochs,
-                                 info="preparing")
+        task = progress.add_task(
+            f"{config.arch} on {data.name}", total=config.epochs, info="preparing"
+        )
 
         def on_epoch(record: Any) -> None:
-            progress.update(task, advance=1, info=(
-                f"loss {_fmt(record.train_loss, 3)} val {_fmt(record.val_loss, 3)} "
-                f"score {_fmt(record.score, 3)}"))
+            progress.update(
+                task,
+                advance=1,
+                info=(
+                    f"loss {_fmt(record.train_loss, 3)} val {_fmt(record.val_loss, 3)} "
+                    f"score {_fmt(record.score, 3)}"
+                ),
+            )
 
-        run_id, result = train(data, config, store=store, device=device, on_epoch=on_epoch,
-                               weights=str(weights) if weights else None)
+        run_id, result = train(
+            data,
+            config,
+            store=store,
+            device=device,
+            on_epoch=on_epoch,
+            weights=str(weights) if weights else None,
+        )
     if as_json:
         print_json(_result_json(run_id, result))
         return

@@ -47,8 +47,12 @@ class SavedBooster:
         self._lib = _library()
         self._handle = ctypes.c_void_p()
         iterations = ctypes.c_int()
-        self._call("LGBM_BoosterCreateFromModelfile", str(model_file).encode(),
-                   ctypes.byref(iterations), ctypes.byref(self._handle))
+        self._call(
+            "LGBM_BoosterCreateFromModelfile",
+            str(model_file).encode(),
+            ctypes.byref(iterations),
+            ctypes.byref(self._handle),
+        )
         self._names: list[str] = []
         with open(model_file, encoding="utf-8") as text:
             for line in text:
@@ -75,10 +79,18 @@ class SavedBooster:
         out = np.empty(rows * width, dtype=np.float64)
         written = ctypes.c_int64()
         self._call(
-            "LGBM_BoosterPredictForMat", self._handle, data.ctypes.data_as(ctypes.c_void_p),
-            ctypes.c_int(_FLOAT64), ctypes.c_int32(rows), ctypes.c_int32(cols),
-            ctypes.c_int(_ROW_MAJOR), ctypes.c_int(_CONTRIB if pred_contrib else _NORMAL),
-            ctypes.c_int(0), ctypes.c_int(-1), b"", ctypes.byref(written),
+            "LGBM_BoosterPredictForMat",
+            self._handle,
+            data.ctypes.data_as(ctypes.c_void_p),
+            ctypes.c_int(_FLOAT64),
+            ctypes.c_int32(rows),
+            ctypes.c_int32(cols),
+            ctypes.c_int(_ROW_MAJOR),
+            ctypes.c_int(_CONTRIB if pred_contrib else _NORMAL),
+            ctypes.c_int(0),
+            ctypes.c_int(-1),
+            b"",
+            ctypes.byref(written),
             out.ctypes.data_as(ctypes.POINTER(ctypes.c_double)),
         )
         return out.reshape(rows, width) if pred_contrib else out

@@ -30,9 +30,11 @@ def _with_value(frame: Any) -> Any:
     ok = pl.col("score").is_not_null() & (pl.col("status") != "failed")
     s = pl.when(ok).then(pl.col("score")).otherwise(None)
     lo, hi = s.min().over("dataset"), s.max().over("dataset")
-    value = pl.when(ok).then(
-        pl.when(hi > lo).then((pl.col("score") - lo) / (hi - lo)).otherwise(1.0)
-    ).otherwise(0.0)
+    value = (
+        pl.when(ok)
+        .then(pl.when(hi > lo).then((pl.col("score") - lo) / (hi - lo)).otherwise(1.0))
+        .otherwise(0.0)
+    )
     return frame.with_columns(value.cast(pl.Float64).alias("_v"))
 
 
@@ -51,8 +53,7 @@ def _portfolio(train: Any, test: Any) -> np.ndarray:
     by_arch = train.group_by("cfg_arch").agg(pl.col("_v").mean().alias("_ma"))
     overall = float(train["_v"].mean()) if train.height else 0.0
     test = test.with_columns(_config_key(test).alias("_k"))
-    joined = test.select("_k", "cfg_arch").join(by_key, on="_k", how="left",
-                                                maintain_order="left")
+    joined = test.select("_k", "cfg_arch").join(by_key, on="_k", how="left", maintain_order="left")
     joined = joined.join(by_arch, on="cfg_arch", how="left", maintain_order="left")
     # an exact config seen before ranks by its own mean, above its architecture's mean
     score = joined.select(
@@ -95,8 +96,9 @@ def nearest_scorer(train: Any, test: Any, k: int = 3) -> np.ndarray:
         # architectures the neighbours never ran fall back to the whole portfolio, below them
         seen = set(train.filter(pl.col("dataset").is_in(near))["cfg_arch"].to_list())
         arch = part["cfg_arch"].to_list()
-        out[rows] = [v if a in seen else f - 1.0
-                     for v, a, f in zip(local, arch, fallback[rows], strict=True)]
+        out[rows] = [
+            v if a in seen else f - 1.0 for v, a, f in zip(local, arch, fallback[rows], strict=True)
+        ]
     return out
 
 

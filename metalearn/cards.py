@@ -56,7 +56,11 @@ def architecture_card(arch: str) -> ArchitectureCard | None:
 
 _KINDS = {"cnn": 0.0, "hybrid": 0.5, "transformer": 1.0}
 _PRETRAIN = {
-    None: 0.0, "imagenet-1k": 1.0, "coco": 1.0, "imagenet-22k": 2.0, "jft-noisy-student": 3.0,
+    None: 0.0,
+    "imagenet-1k": 1.0,
+    "coco": 1.0,
+    "imagenet-22k": 2.0,
+    "jft-noisy-student": 3.0,
 }
 
 

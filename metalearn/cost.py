@@ -64,8 +64,11 @@ def _images(config: Config, n_images: float | None, n_classes: float | None) -> 
 
 def _prior(config: Config, images: float, device: str) -> tuple[float, float]:
     gflops, params = _gflops(config)
-    factor = 1.0 if config.finetune == "full" or config.pretrained is None else (
-        0.6 if config.finetune == "partial" else 0.4)
+    factor = (
+        1.0
+        if config.finetune == "full" or config.pretrained is None
+        else (0.6 if config.finetune == "partial" else 0.4)
+    )
     seconds = 3.0 * factor * gflops * images / _THROUGHPUT.get(device, _THROUGHPUT["cpu"])
     # weights + gradients + two Adam moments (fp32), plus activations of one batch
     memory = 200.0 + params * 16.0 + config.batch_size * gflops * 12.0
@@ -98,8 +101,10 @@ class CostModel:
     def _learn(self, frame: Any) -> None:
         import polars as pl
 
-        mine = frame.filter(pl.col("device").cast(pl.Utf8).str.starts_with(self.device_)
-                            & pl.col("seconds_per_epoch").is_not_null())
+        mine = frame.filter(
+            pl.col("device").cast(pl.Utf8).str.starts_with(self.device_)
+            & pl.col("seconds_per_epoch").is_not_null()
+        )
         if mine.height == 0:
             return
         from mlsel.metalearn.features import configs_from_frame
@@ -110,8 +115,9 @@ class CostModel:
         peaks = mine[peak_col].to_list() if peak_col in mine.columns else [None] * mine.height
         times: dict[str, list[float]] = {}
         mems: dict[str, list[float]] = {}
-        for config, spe, n, peak in zip(configs, mine["seconds_per_epoch"].to_list(), n_train,
-                                        peaks, strict=True):
+        for config, spe, n, peak in zip(
+            configs, mine["seconds_per_epoch"].to_list(), n_train, peaks, strict=True
+        ):
             if n is None or spe is None or spe <= 0:
                 continue
             prior_s, prior_m = _prior(config, float(n), self.device_)
@@ -121,17 +127,20 @@ class CostModel:
                 mems.setdefault(config.arch, []).append(peak / prior_m)
                 mems.setdefault("*", []).append(peak / prior_m)
         self.n_runs_ = len(times.get("*", []))
-        self.time_ratio_ = {k: float(np.median(v)) for k, v in times.items()
-                            if k == "*" or len(v) >= self.min_runs}
-        self.memory_ratio_ = {k: float(np.median(v)) for k, v in mems.items()
-                              if k == "*" or len(v) >= self.min_runs}
+        self.time_ratio_ = {
+            k: float(np.median(v)) for k, v in times.items() if k == "*" or len(v) >= self.min_runs
+        }
+        self.memory_ratio_ = {
+            k: float(np.median(v)) for k, v in mems.items() if k == "*" or len(v) >= self.min_runs
+        }
 
     def predict(self, config: Config, profile: DatasetProfile | None) -> CostEstimate:
         """Cost of ``config`` on ``profile``'s dataset (training images per epoch)."""
         if not hasattr(self, "device_"):
             raise RankerError("This CostModel is not fitted yet: call fit(frame) first.")
-        images = _images(config, profile_value(profile, "n_images"),
-                         profile_value(profile, "n_classes"))
+        images = _images(
+            config, profile_value(profile, "n_images"), profile_value(profile, "n_classes")
+        )
         seconds, memory = _prior(config, images, self.device_)
         t = self.time_ratio_.get(config.arch, self.time_ratio_.get("*"))
         m = self.memory_ratio_.get(config.arch, self.memory_ratio_.get("*"))
@@ -139,5 +148,6 @@ class CostModel:
         seconds *= t if t is not None else 1.0
         memory *= m if m is not None else 1.0
         total = seconds * max(config.epochs, 1) * 1.1  # validation passes and start-up
-        return CostEstimate(seconds_per_epoch=seconds, total_seconds=total,
-                            peak_memory_mb=memory, basis=basis)
+        return CostEstimate(
+            seconds_per_epoch=seconds, total_seconds=total, peak_memory_mb=memory, basis=basis
+        )

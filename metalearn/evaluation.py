@@ -44,9 +44,13 @@ class Evaluation:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary (without the per-dataset rows)."""
-        return {"summary": {k: dict(v) for k, v in self.summary.items()},
-                "n_datasets": self.n_datasets, "group_by": self.group_by,
-                "folds": self.folds, "notes": list(self.notes)}
+        return {
+            "summary": {k: dict(v) for k, v in self.summary.items()},
+            "n_datasets": self.n_datasets,
+            "group_by": self.group_by,
+            "folds": self.folds,
+            "notes": list(self.notes),
+        }
 
 
 def _normalized(frame: Any) -> np.ndarray | None:
@@ -70,9 +74,11 @@ def dataset_metrics(value: np.ndarray, predicted: np.ndarray) -> dict[str, float
     idcg = float((ideal * _DISCOUNT[: len(ideal)]).sum())
     top = value[order][:5]
     dcg = float((top * _DISCOUNT[: len(top)]).sum())
-    return {"regret@1": 1.0 - float(value[order][:1].max()),
-            "regret@3": 1.0 - float(value[order][:3].max()),
-            "ndcg@5": dcg / idcg if idcg > 0 else 1.0}
+    return {
+        "regret@1": 1.0 - float(value[order][:1].max()),
+        "regret@3": 1.0 - float(value[order][:3].max()),
+        "ndcg@5": dcg / idcg if idcg > 0 else 1.0,
+    }
 
 
 def random_metrics(value: np.ndarray) -> dict[str, float]:
@@ -131,8 +137,9 @@ def evaluate(
         train, test = frame.filter(~mask), frame.filter(mask)
         if train["dataset"].n_unique() < 2:
             continue
-        predictions = {name: np.asarray(scorer(train, test), dtype=float)
-                       for name, scorer in scorers.items()}
+        predictions = {
+            name: np.asarray(scorer(train, test), dtype=float) for name, scorer in scorers.items()
+        }
         test = test.with_row_index("_row")
         for (dataset,), part in test.group_by("dataset", maintain_order=True):
             value = _normalized(part)
@@ -145,7 +152,14 @@ def evaluate(
                 row[name] = dataset_metrics(value, predicted[idx])
             rows.append(row)
     methods = ["random", *scorers]
-    summary = {m: {k: float(np.mean([r[m][k] for r in rows])) if rows else math.nan
-                   for k in METRICS} for m in methods}
-    return Evaluation(summary=summary, per_dataset=tuple(rows), n_datasets=len(rows),
-                      group_by=group_by, folds=len(folds))
+    summary = {
+        m: {k: float(np.mean([r[m][k] for r in rows])) if rows else math.nan for k in METRICS}
+        for m in methods
+    }
+    return Evaluation(
+        summary=summary,
+        per_dataset=tuple(rows),
+        n_datasets=len(rows),
+        group_by=group_by,
+        folds=len(folds),
+    )

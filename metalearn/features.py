@@ -28,8 +28,14 @@ ENCODING_VERSION = 1
 _CONFIG_FIELDS = [f.name for f in fields(Config)]
 # Config numbers, with the transform that makes them comparable across scales.
 _NUMERIC: dict[str, str] = {
-    "lr": "log10", "weight_decay": "log10", "batch_size": "log2", "epochs": "id",
-    "image_size": "id", "label_smoothing": "id", "min_per_class": "id", "patience": "id",
+    "lr": "log10",
+    "weight_decay": "log10",
+    "batch_size": "log2",
+    "epochs": "id",
+    "image_size": "id",
+    "label_smoothing": "id",
+    "min_per_class": "id",
+    "patience": "id",
 }
 _CATEGORICAL = ("backend", "arch", "finetune", "augment", "optimizer", "schedule")
 _MAX_EXTRA_VOCAB = 24
@@ -43,8 +49,9 @@ def candidate_frame(profile: DatasetProfile, configs: Sequence[Config]) -> Any:
     for config in configs:
         for name in _CONFIG_FIELDS:
             value = getattr(config, name)
-            data[f"cfg_{name}"].append(json.dumps(dict(value), default=str) if name == "extra"
-                                       else value)
+            data[f"cfg_{name}"].append(
+                json.dumps(dict(value), default=str) if name == "extra" else value
+            )
     n = len(configs)
     for name, value in profile.features.items():
         data[f"feat_{name}"] = [float(value) if value is not None else math.nan] * n
@@ -111,15 +118,19 @@ class FeatureEncoder:
         self.meta_ = sorted(c for c in frame.columns if c.startswith("feat_"))
         self.vocab_ = {
             name: sorted({str(v) for v in frame[f"cfg_{name}"].to_list() if v is not None})
-            for name in _CATEGORICAL if f"cfg_{name}" in frame.columns
+            for name in _CATEGORICAL
+            if f"cfg_{name}" in frame.columns
         }
         extras = _parse_extra(frame)
         counts: dict[str, int] = {}
         for row in extras:
             for key in row:
                 counts[key] = counts.get(key, 0) + 1
-        keep = [k for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-                if n >= self.min_extra_share * max(len(extras), 1)][: self.max_extra]
+        keep = [
+            k
+            for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+            if n >= self.min_extra_share * max(len(extras), 1)
+        ][: self.max_extra]
         self.extra_numeric_: list[str] = []
         self.extra_vocab_: dict[str, list[str]] = {}
         for key in sorted(keep):
@@ -136,9 +147,12 @@ class FeatureEncoder:
     def _names(self) -> list[str]:
         card = list(card_features("").keys())
         return (
-            [f"cfg_{n}" for n in _NUMERIC] + ["cfg_pretrained"]
-            + [f"cfg_{n}" for n in self.vocab_] + card
-            + [f"x_{k}" for k in self.extra_numeric_] + [f"x_{k}" for k in self.extra_vocab_]
+            [f"cfg_{n}" for n in _NUMERIC]
+            + ["cfg_pretrained"]
+            + [f"cfg_{n}" for n in self.vocab_]
+            + card
+            + [f"x_{k}" for k in self.extra_numeric_]
+            + [f"x_{k}" for k in self.extra_vocab_]
             + list(self.meta_)
         )
 
@@ -159,12 +173,20 @@ class FeatureEncoder:
 
         for name, how in _NUMERIC.items():
             cols.append(np.array([_scaled(v, how) for v in column(f"cfg_{name}")]))
-        cols.append(np.array([0.0 if v in (None, "none", "") else 1.0
-                              for v in column("cfg_pretrained")]))
+        cols.append(
+            np.array([0.0 if v in (None, "none", "") else 1.0 for v in column("cfg_pretrained")])
+        )
         for name, vocab in self.vocab_.items():
             index = {v: i for i, v in enumerate(vocab)}
-            cols.append(np.array([index.get(str(v), math.nan) if v is not None else math.nan
-                                  for v in column(f"cfg_{name}")], dtype=float))
+            cols.append(
+                np.array(
+                    [
+                        index.get(str(v), math.nan) if v is not None else math.nan
+                        for v in column(f"cfg_{name}")
+                    ],
+                    dtype=float,
+                )
+            )
         archs = column("cfg_arch")
         cache = {a: card_features(str(a)) for a in set(archs)}
         for key in card_features("").keys():
@@ -174,8 +196,9 @@ class FeatureEncoder:
             cols.append(np.array([_nan(_number(row.get(key))) for row in extras]))
         for key, vocab in self.extra_vocab_.items():
             index = {v: i for i, v in enumerate(vocab)}
-            cols.append(np.array([index.get(str(row.get(key)), math.nan) for row in extras],
-                                 dtype=float))
+            cols.append(
+                np.array([index.get(str(row.get(key)), math.nan) for row in extras], dtype=float)
+            )
         for name in self.meta_:
             cols.append(np.array([_nan(_number(v)) for v in column(name)], dtype=float))
         return np.column_stack(cols) if cols else np.empty((n, 0))
@@ -183,9 +206,13 @@ class FeatureEncoder:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able state, with the encoding version."""
         return {
-            "version": ENCODING_VERSION, "max_extra": self.max_extra,
-            "min_extra_share": self.min_extra_share, "meta": self.meta_, "vocab": self.vocab_,
-            "extra_numeric": self.extra_numeric_, "extra_vocab": self.extra_vocab_,
+            "version": ENCODING_VERSION,
+            "max_extra": self.max_extra,
+            "min_extra_share": self.min_extra_share,
+            "meta": self.meta_,
+            "vocab": self.vocab_,
+            "extra_numeric": self.extra_numeric_,
+            "extra_vocab": self.extra_vocab_,
             "feature_names": self.feature_names_,
         }
 

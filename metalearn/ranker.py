@@ -31,12 +31,14 @@ def relevance(frame: Any, levels: int = 8) -> np.ndarray:
     """Grades ``0..levels-1`` from the within-dataset score rank; failures get 0."""
     import polars as pl
 
-    ok = (pl.col("score").is_not_null() & (pl.col("status") != "failed"))
-    ranked = frame.with_row_index("_row").with_columns(
-        pl.when(ok).then(pl.col("score")).otherwise(None).alias("_s")
-    ).with_columns(
-        pl.col("_s").rank("average").over("dataset").alias("_r"),
-        pl.col("_s").count().over("dataset").alias("_n"),
+    ok = pl.col("score").is_not_null() & (pl.col("status") != "failed")
+    ranked = (
+        frame.with_row_index("_row")
+        .with_columns(pl.when(ok).then(pl.col("score")).otherwise(None).alias("_s"))
+        .with_columns(
+            pl.col("_s").rank("average").over("dataset").alias("_r"),
+            pl.col("_s").count().over("dataset").alias("_n"),
+        )
     )
     rank = ranked["_r"].to_numpy().astype(float)
     n = ranked["_n"].to_numpy().astype(float)
@@ -75,9 +77,18 @@ class RankerModel:
 
     def get_params(self) -> dict[str, Any]:
         """Constructor arguments (scikit-learn style)."""
-        return {k: getattr(self, k) for k in (
-            "n_estimators", "learning_rate", "num_leaves", "min_child_samples", "levels",
-            "random_state", "n_jobs")}
+        return {
+            k: getattr(self, k)
+            for k in (
+                "n_estimators",
+                "learning_rate",
+                "num_leaves",
+                "min_child_samples",
+                "levels",
+                "random_state",
+                "n_jobs",
+            )
+        }
 
     def fit(self, frame: Any) -> RankerModel:
         """Fit on a training-shape frame (``Store.training_frame()``).
@@ -103,18 +114,23 @@ class RankerModel:
         names = _safe_names(self.encoder_.feature_names_)
         cats = [names[self.encoder_.feature_names_.index(c)] for c in self.encoder_.categorical_]
         model = lgb.LGBMRanker(
-            objective="lambdarank", n_estimators=self.n_estimators,
-            learning_rate=self.learning_rate, num_leaves=self.num_leaves,
-            min_child_samples=self.min_child_samples, random_state=self.random_state,
-            n_jobs=self.n_jobs, verbose=-1, label_gain=[float(2**i - 1) for i in
-                                                         range(max(self.levels, 2))],
+            objective="lambdarank",
+            n_estimators=self.n_estimators,
+            learning_rate=self.learning_rate,
+            num_leaves=self.num_leaves,
+            min_child_samples=self.min_child_samples,
+            random_state=self.random_state,
+            n_jobs=self.n_jobs,
+            verbose=-1,
+            label_gain=[float(2**i - 1) for i in range(max(self.levels, 2))],
         )
         model.fit(X, y, group=groups, feature_name=names, categorical_feature=cats or "auto")
         self.booster_ = model.booster_
         self.n_rows_ = frame.height
         self.n_datasets_ = n_datasets
-        self.tasks_ = sorted({str(t) for t in frame["task"].to_list()}) if (
-            "task" in frame.columns) else []
+        self.tasks_ = (
+            sorted({str(t) for t in frame["task"].to_list()}) if ("task" in frame.columns) else []
+        )
         return self
 
     def _check(self) -> None:
@@ -141,12 +157,17 @@ class RankerModel:
         for i in range(X.shape[0]):
             # a missing value says nothing a user can act on: skip it as a reason
             known = ~np.isnan(X[i])
-            data = [j for j in np.argsort(-lift[i])
-                    if profile[j] and known[j] and lift[i, j] > 0 and contrib[i, j] > 0][:1]
-            rest = [j for j in np.argsort(-contrib[i])
-                    if j not in data and known[j] and contrib[i, j] > 0][: top - len(data)]
-            out.append(tuple(feature_words(names[j], X[i, j], self.encoder_)
-                             for j in data + rest))
+            data = [
+                j
+                for j in np.argsort(-lift[i])
+                if profile[j] and known[j] and lift[i, j] > 0 and contrib[i, j] > 0
+            ][:1]
+            rest = [
+                j
+                for j in np.argsort(-contrib[i])
+                if j not in data and known[j] and contrib[i, j] > 0
+            ][: top - len(data)]
+            out.append(tuple(feature_words(names[j], X[i, j], self.encoder_) for j in data + rest))
         return out
 
     def save(self, path: str | Path) -> Path:
@@ -156,8 +177,12 @@ class RankerModel:
         folder.mkdir(parents=True, exist_ok=True)
         self.booster_.save_model(str(folder / MODEL_FILE))
         (folder / ENCODER_FILE).write_text(json.dumps(self.encoder_.to_dict(), indent=1))
-        meta = {"params": self.get_params(), "n_rows": self.n_rows_,
-                "n_datasets": self.n_datasets_, "tasks": self.tasks_}
+        meta = {
+            "params": self.get_params(),
+            "n_rows": self.n_rows_,
+            "n_datasets": self.n_datasets_,
+            "tasks": self.tasks_,
+        }
         (folder / META_FILE).write_text(json.dumps(meta, indent=1))
         return folder
 

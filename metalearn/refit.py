@@ -87,15 +87,20 @@ def refit(
     if activated:
         reason = f"regret@1 {regret:.3f} is not worse than {against} ({_fmt(previous)})"
     else:
-        reason = (f"kept inactive: regret@1 {regret:.3f} is worse than {against} "
-                  f"({_fmt(previous)})")
+        reason = f"kept inactive: regret@1 {regret:.3f} is worse than {against} ({_fmt(previous)})"
     record["regret@1"] = regret
-    store.save_ranker(version, str(folder), rows=frame.height, evaluation=record,
-                      active=activated)
+    store.save_ranker(version, str(folder), rows=frame.height, evaluation=record, active=activated)
     logger.info("refit %s: %s", version, reason)
-    return RefitReport(version=version, path=str(folder), rows=frame.height,
-                       n_datasets=n_datasets, evaluation=record, activated=activated,
-                       reason=reason, previous=active.version if active else None)
+    return RefitReport(
+        version=version,
+        path=str(folder),
+        rows=frame.height,
+        n_datasets=n_datasets,
+        evaluation=record,
+        activated=activated,
+        reason=reason,
+        previous=active.version if active else None,
+    )
 
 
 def _regret(evaluation: Any) -> float | None:

@@ -24,7 +24,10 @@ from mlsel.metalearn.cards import architecture_card
 __all__ = ["DEFAULT_RULES", "Rule", "RulesRanker"]
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
-    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
 }
 SEED_002 = "seed 002 (few-shot fine-tuning: EfficientNet B0/B7, YOLO11 on 15-50 images a class)"
 SEED_000 = "seed 000 (production-rule model recommender)"
@@ -48,10 +51,12 @@ CONFIG_TESTS: dict[str, Callable[[Config], bool]] = {
     "strong_augment": lambda c: c.augment == "strong",
     "no_augment": lambda c: c.augment == "none",
     "duplicates_to_50": lambda c: c.min_per_class >= 50,
-    "yolo_frozen": lambda c: c.backend == "ultralytics" and c.pretrained is not None
-    and c.finetune == "head",
-    "yolo_bigger_than_n": lambda c: c.backend == "ultralytics" and c.arch.startswith(
-        ("yolo11s", "yolo11m")),
+    "yolo_frozen": lambda c: (
+        c.backend == "ultralytics" and c.pretrained is not None and c.finetune == "head"
+    ),
+    "yolo_bigger_than_n": lambda c: (
+        c.backend == "ultralytics" and c.arch.startswith(("yolo11s", "yolo11m"))
+    ),
     "small_cnn": lambda c: c.arch == "small_cnn",
 }
 
@@ -93,37 +98,118 @@ class Rule:
 FEW = ("min_per_class", "<", 50.0)
 UNLIKE = ("imagenet_confidence", "<", 0.3)
 DEFAULT_RULES: tuple[Rule, ...] = (
-    Rule("few-shot-pretrained", (FEW,), "pretrained", 2.0,
-         "few images per class ({value}): start from ImageNet weights", SEED_002),
-    Rule("few-shot-scratch", (FEW,), "scratch", -1.0,
-         "few images per class ({value}): training from scratch overfits", SEED_002),
-    Rule("few-shot-b0-class", (FEW,), "small_model", 1.0,
-         "few images per class ({value}): a small EfficientNet-B0-class model is enough",
-         SEED_002),
-    Rule("few-shot-large", (FEW,), "large_model", -1.0,
-         "few images per class ({value}): a large model (B7-class) costs 10x for ~5% at best",
-         SEED_002),
-    Rule("few-shot-frozen", (FEW,), "frozen_backbone", 1.0,
-         "few images per class ({value}): freeze the backbone, train the head", SEED_002),
-    Rule("few-shot-augment", (FEW,), "strong_augment", 0.5,
-         "few images per class ({value}): strong augmentation", SEED_002),
-    Rule("few-shot-duplicate", (FEW,), "duplicates_to_50", 0.5,
-         "few images per class ({value}): duplicate up to 50 a class", SEED_002),
-    Rule("yolo-no-freeze", (), "yolo_frozen", -1.5,
-         "freezing YOLO11 layers lost >10% in tests", SEED_002),
-    Rule("yolo-n-over-s", (FEW,), "yolo_bigger_than_n", -0.5,
-         "few images per class ({value}): YOLO11n beat YOLO11s", SEED_002),
-    Rule("unlike-imagenet", (UNLIKE,), "tuned_backbone", 1.0,
-         "images unlike ImageNet (confidence {value}): fine-tune the backbone too", SEED_000),
-    Rule("unlike-imagenet-frozen", (UNLIKE,), "frozen_backbone", -0.5,
-         "images unlike ImageNet (confidence {value}): a frozen backbone transfers poorly",
-         SEED_000),
-    Rule("many-images-full", (("median_per_class", ">=", 500.0),), "full_finetune", 1.0,
-         "many images per class ({value}): fine-tune the whole network", SEED_000),
-    Rule("many-images-large", (("median_per_class", ">=", 500.0),), "large_model", 0.5,
-         "many images per class ({value}): a larger model can pay off", SEED_000),
-    Rule("tiny-images", (("image_side", "<=", 32.0),), "small_cnn", 1.0,
-         "tiny images ({value} px): a small CNN from scratch is competitive", SEED_000),
+    Rule(
+        "few-shot-pretrained",
+        (FEW,),
+        "pretrained",
+        2.0,
+        "few images per class ({value}): start from ImageNet weights",
+        SEED_002,
+    ),
+    Rule(
+        "few-shot-scratch",
+        (FEW,),
+        "scratch",
+        -1.0,
+        "few images per class ({value}): training from scratch overfits",
+        SEED_002,
+    ),
+    Rule(
+        "few-shot-b0-class",
+        (FEW,),
+        "small_model",
+        1.0,
+        "few images per class ({value}): a small EfficientNet-B0-class model is enough",
+        SEED_002,
+    ),
+    Rule(
+        "few-shot-large",
+        (FEW,),
+        "large_model",
+        -1.0,
+        "few images per class ({value}): a large model (B7-class) costs 10x for ~5% at best",
+        SEED_002,
+    ),
+    Rule(
+        "few-shot-frozen",
+        (FEW,),
+        "frozen_backbone",
+        1.0,
+        "few images per class ({value}): freeze the backbone, train the head",
+        SEED_002,
+    ),
+    Rule(
+        "few-shot-augment",
+        (FEW,),
+        "strong_augment",
+        0.5,
+        "few images per class ({value}): strong augmentation",
+        SEED_002,
+    ),
+    Rule(
+        "few-shot-duplicate",
+        (FEW,),
+        "duplicates_to_50",
+        0.5,
+        "few images per class ({value}): duplicate up to 50 a class",
+        SEED_002,
+    ),
+    Rule(
+        "yolo-no-freeze",
+        (),
+        "yolo_frozen",
+        -1.5,
+        "freezing YOLO11 layers lost >10% in tests",
+        SEED_002,
+    ),
+    Rule(
+        "yolo-n-over-s",
+        (FEW,),
+        "yolo_bigger_than_n",
+        -0.5,
+        "few images per class ({value}): YOLO11n beat YOLO11s",
+        SEED_002,
+    ),
+    Rule(
+        "unlike-imagenet",
+        (UNLIKE,),
+        "tuned_backbone",
+        1.0,
+        "images unlike ImageNet (confidence {value}): fine-tune the backbone too",
+        SEED_000,
+    ),
+    Rule(
+        "unlike-imagenet-frozen",
+        (UNLIKE,),
+        "frozen_backbone",
+        -0.5,
+        "images unlike ImageNet (confidence {value}): a frozen backbone transfers poorly",
+        SEED_000,
+    ),
+    Rule(
+        "many-images-full",
+        (("median_per_class", ">=", 500.0),),
+        "full_finetune",
+        1.0,
+        "many images per class ({value}): fine-tune the whole network",
+        SEED_000,
+    ),
+    Rule(
+        "many-images-large",
+        (("median_per_class", ">=", 500.0),),
+        "large_model",
+        0.5,
+        "many images per class ({value}): a larger model can pay off",
+        SEED_000,
+    ),
+    Rule(
+        "tiny-images",
+        (("image_side", "<=", 32.0),),
+        "small_cnn",
+        1.0,
+        "tiny images ({value} px): a small CNN from scratch is competitive",
+        SEED_000,
+    ),
 )
 
 

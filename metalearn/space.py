@@ -79,8 +79,11 @@ def _torch_hub_cached(arch: str) -> bool:
     from pathlib import Path
 
     hub = os.environ.get("TORCH_HOME")
-    root = Path(hub) / "hub" if hub else Path(
-        os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "torch" / "hub"
+    root = (
+        Path(hub) / "hub"
+        if hub
+        else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "torch" / "hub"
+    )
     folder = root / "checkpoints"
     return folder.is_dir() and any(
         p.name.startswith((f"{arch}-", f"{arch}_")) and p.suffix in (".pth", ".pt")
@@ -212,8 +215,15 @@ class CandidateSpace:
         for model in models:
             backend, _, arch = model.partition("/")
             size = 640 if task == "detect" else _image_size(arch)
-            base = Config(backend=backend, arch=arch, epochs=epochs, image_size=size,
-                          batch_size=16, min_per_class=min_pc, optimizer="adam")
+            base = Config(
+                backend=backend,
+                arch=arch,
+                epochs=epochs,
+                image_size=size,
+                batch_size=16,
+                min_per_class=min_pc,
+                optimizer="adam",
+            )
             pretrained = base.with_(pretrained="imagenet")
             if arch != "small_cnn" and available(pretrained):
                 for finetune, lr in (("head", 1e-3), ("partial", 3e-4), ("full", 1e-4)):
@@ -221,8 +231,15 @@ class CandidateSpace:
                         out.append(pretrained.with_(finetune=finetune, lr=lr, augment=augment))
             if arch in SCRATCH_OK:
                 for augment in ("light", "strong"):
-                    out.append(base.with_(pretrained=None, finetune="full", lr=1e-3,
-                                          augment=augment, schedule="cosine"))
+                    out.append(
+                        base.with_(
+                            pretrained=None,
+                            finetune="full",
+                            lr=1e-3,
+                            augment=augment,
+                            schedule="cosine",
+                        )
+                    )
         keys = {c.key() for c in out}
         for config in seen:
             if config.key() not in keys:

@@ -77,9 +77,12 @@ def _seen(frame: Any, task: str) -> list[Config]:
 
     if frame.height == 0:
         return []
-    done = frame.filter((pl.col("status") == "completed") & (pl.col("task") == task)
-                        & pl.col("cfg_backend").is_in(TRAINABLE_BACKENDS)
-                        & pl.col("score").is_not_null())
+    done = frame.filter(
+        (pl.col("status") == "completed")
+        & (pl.col("task") == task)
+        & pl.col("cfg_backend").is_in(TRAINABLE_BACKENDS)
+        & pl.col("score").is_not_null()
+    )
     done = done.sort("score", descending=True).head(_MAX_SEEN)
     return [c.with_(seed=0) for c in configs_from_frame(done)]
 
@@ -108,12 +111,24 @@ def _choose_scorer(store: Any, task: str) -> tuple[Any, str, str]:
         return None, "rules", "rules: no ranker has been trained yet (run `mlsel refit`)"
     model, entry = loaded
     if model.n_datasets_ < MIN_DATASETS:
-        return None, "rules", (f"rules: the ranker {entry.version} has seen only "
-                               f"{model.n_datasets_} datasets (needs {MIN_DATASETS})")
+        return (
+            None,
+            "rules",
+            (
+                f"rules: the ranker {entry.version} has seen only "
+                f"{model.n_datasets_} datasets (needs {MIN_DATASETS})"
+            ),
+        )
     if model.tasks_ and task not in model.tasks_:
         return None, "rules", f"rules: the ranker {entry.version} has no {task} experience"
-    return model, "ranker", (f"ranker {entry.version}, trained on {model.n_rows_} runs of "
-                             f"{model.n_datasets_} datasets")
+    return (
+        model,
+        "ranker",
+        (
+            f"ranker {entry.version}, trained on {model.n_rows_} runs of "
+            f"{model.n_datasets_} datasets"
+        ),
+    )
 
 
 def suggest(
@@ -154,8 +169,15 @@ def suggest(
     costs = CostModel(device=device).fit(frame)
     estimates = [costs.predict(c, profile) for c in configs]
     if n_devices > 1:
-        estimates = [CostEstimate(e.seconds_per_epoch / n_devices, e.total_seconds / n_devices,
-                                  e.peak_memory_mb, e.basis) for e in estimates]
+        estimates = [
+            CostEstimate(
+                e.seconds_per_epoch / n_devices,
+                e.total_seconds / n_devices,
+                e.peak_memory_mb,
+                e.basis,
+            )
+            for e in estimates
+        ]
     keep = np.ones(len(configs), dtype=bool)
     if budget_s is not None:
         keep &= np.array([e.total_seconds <= budget_s for e in estimates])
@@ -169,18 +191,28 @@ def suggest(
     else:
         reasons = [RulesRanker().reasons(profile, configs[i]) for i in picked]
     suggestions = tuple(
-        Suggestion(config=configs[i], predicted_score=float(scores[i]),
-                   predicted_seconds=estimates[i].total_seconds,
-                   predicted_memory_mb=estimates[i].peak_memory_mb,
-                   reasons=tuple(reasons[n]), rank=n + 1)
+        Suggestion(
+            config=configs[i],
+            predicted_score=float(scores[i]),
+            predicted_seconds=estimates[i].total_seconds,
+            predicted_memory_mb=estimates[i].peak_memory_mb,
+            reasons=tuple(reasons[n]),
+            rank=n + 1,
+        )
         for n, i in enumerate(picked)
     )
     dropped = int((~keep).sum())
     warnings: tuple[str, ...] = ()
     if not suggestions and budget_s is not None:
         warnings = (f"no candidate fits the budget of {budget_s:.0f} s; raise --budget",)
-    return SuggestionReport(profile=profile, suggestions=suggestions, scorer=scorer, note=note,
-                            dropped=dropped, warnings=warnings)
+    return SuggestionReport(
+        profile=profile,
+        suggestions=suggestions,
+        scorer=scorer,
+        note=note,
+        dropped=dropped,
+        warnings=warnings,
+    )
 
 
 def _host_ram_mb() -> float | None:

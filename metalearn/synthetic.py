@@ -26,28 +26,40 @@ def synthetic_runs(
     rng = np.random.default_rng(seed)
     sizes = np.geomspace(10, 2000, n_datasets)
     for d, per_class in enumerate(sizes):
-        features = {"images_per_class_min": float(round(per_class)),
-                    "images_per_class_median": float(round(per_class * 1.2)),
-                    "n_classes": 10.0, "n_train": float(round(per_class * 10)),
-                    "brightness_mean": float(rng.uniform(0.3, 0.7))}
-        profile = DatasetProfile(fingerprint=f"synth{d:03d}", task="classify",
-                                 features=features, profiler_version="synthetic",
-                                 name=f"synthetic-{d}")
+        features = {
+            "images_per_class_min": float(round(per_class)),
+            "images_per_class_median": float(round(per_class * 1.2)),
+            "n_classes": 10.0,
+            "n_train": float(round(per_class * 10)),
+            "brightness_mean": float(rng.uniform(0.3, 0.7)),
+        }
+        profile = DatasetProfile(
+            fingerprint=f"synth{d:03d}",
+            task="classify",
+            features=features,
+            profiler_version="synthetic",
+            name=f"synthetic-{d}",
+        )
         for arch in ARCHS:
             for finetune in ("head", "partial", "full"):
                 for lr in (1e-4, 1e-3):
                     config = Config(backend="torchvision", arch=arch, finetune=finetune, lr=lr)
                     few = per_class < threshold
-                    effect = {"head": 0.3 if few else -0.1, "partial": 0.1,
-                              "full": -0.2 if few else 0.3}[finetune]
-                    score = float(np.clip(0.5 + effect + 0.02 * ARCHS.index(arch)
-                                          + rng.normal(0, 0.03), 0, 1))
+                    effect = {
+                        "head": 0.3 if few else -0.1,
+                        "partial": 0.1,
+                        "full": -0.2 if few else 0.3,
+                    }[finetune]
+                    score = float(
+                        np.clip(0.5 + effect + 0.02 * ARCHS.index(arch) + rng.normal(0, 0.03), 0, 1)
+                    )
                     failed = rng.random() < fail_share
                     result = RunResult(
                         status="failed" if failed else "completed",
                         score=None if failed else score,
                         seconds_per_epoch=float(per_class * 0.01 * (1 + ARCHS.index(arch))),
-                        wall_seconds=float(per_class * 0.1), hardware={"device": "cpu"},
+                        wall_seconds=float(per_class * 0.1),
+                        hardware={"device": "cpu"},
                         error="synthetic failure" if failed else None,
                     )
                     yield profile, config, result
@@ -66,12 +78,16 @@ def synthetic_frame(n_datasets: int = 12, **kwargs: Any) -> Any:
         entry[2].append(result)
     parts = []
     for profile, configs, results in grouped.values():
-        parts.append(candidate_frame(profile, configs).with_columns(
-            pl.Series("status", [r.status for r in results]),
-            pl.Series("score", [r.score for r in results], dtype=pl.Float64),
-            pl.Series("seconds_per_epoch", [r.seconds_per_epoch for r in results],
-                      dtype=pl.Float64),
-            pl.lit("local").alias("source"), pl.lit("cpu").alias("device"),
-        ))
+        parts.append(
+            candidate_frame(profile, configs).with_columns(
+                pl.Series("status", [r.status for r in results]),
+                pl.Series("score", [r.score for r in results], dtype=pl.Float64),
+                pl.Series(
+                    "seconds_per_epoch", [r.seconds_per_epoch for r in results], dtype=pl.Float64
+                ),
+                pl.lit("local").alias("source"),
+                pl.lit("cpu").alias("device"),
+            )
+        )
     frame = pl.concat(parts, how="diagonal_relaxed")
     return frame.with_columns(pl.format("run{}", pl.int_range(pl.len())).alias("run_id"))

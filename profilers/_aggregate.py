@@ -37,8 +37,10 @@ def size_features(dataset: Dataset) -> dict[str, float]:
         per_class = Counter(item.label for item in training)
     else:  # images that contain the class
         per_class = Counter(c for item in training for c in {box[0] for box in item.boxes})
-    counts = [per_class.get(c, 0) if dataset.task == "classify" else per_class.get(i, 0)
-              for i, c in enumerate(dataset.classes)]
+    counts = [
+        per_class.get(c, 0) if dataset.task == "classify" else per_class.get(i, 0)
+        for i, c in enumerate(dataset.classes)
+    ]
     counts = [n for n in counts if n > 0]
     total = sum(counts)
     k = len(counts)
@@ -147,8 +149,15 @@ def detection_features(dataset: Dataset) -> dict[str, float]:
         abs_areas.extend(w * h)
         rel_areas.extend(array[:, 2] * array[:, 3])
         aspects.extend(w / np.maximum(h, 1e-9))
-        corners = np.stack([array[:, 0] - array[:, 2] / 2, array[:, 1] - array[:, 3] / 2,
-                            array[:, 0] + array[:, 2] / 2, array[:, 1] + array[:, 3] / 2], 1)
+        corners = np.stack(
+            [
+                array[:, 0] - array[:, 2] / 2,
+                array[:, 1] - array[:, 3] / 2,
+                array[:, 0] + array[:, 2] / 2,
+                array[:, 1] + array[:, 3] / 2,
+            ],
+            1,
+        )
         overlaps.extend(_max_iou(corners))
         per_class.update(b[0] for b in item.boxes)
     if not abs_areas:
@@ -167,6 +176,5 @@ def detection_features(dataset: Dataset) -> dict[str, float]:
         "box_aspect_std": float(np.std(aspects)),
         "box_overlap_mean": float(overlap.mean()),
         "crowded_box_share": float((overlap > 0.3).mean()),
-        **_spread("boxes_per_class",
-                  [per_class.get(i, 0) for i in range(len(dataset.classes))]),
+        **_spread("boxes_per_class", [per_class.get(i, 0) for i in range(len(dataset.classes))]),
     }

@@ -82,7 +82,9 @@ def pixel_landmarkers(tiny: np.ndarray, labels: Sequence[str], seed: int = 0) ->
 
 
 def deep_landmarkers(
-    thumbs: np.ndarray, labels: Sequence[str], seed: int = 0,
+    thumbs: np.ndarray,
+    labels: Sequence[str],
+    seed: int = 0,
     probes: ImageNetProbes | None = None,
 ) -> tuple[dict[str, float], list[str]]:
     """ImageNet probes on ``(n, side, side, 3)`` uint8 thumbnails.
@@ -108,7 +110,8 @@ def deep_landmarkers(
     if mask.sum() >= 6:
         kept = [label for label, keep in zip(labels, mask, strict=True) if keep]
         out["lm_mobilenet_probe_acc"] = learners.cv_accuracy(
-            learners.ridge_probe, features[mask], _codes(kept), seed)
+            learners.ridge_probe, features[mask], _codes(kept), seed
+        )
     logits = logits.astype(np.float64)
     probs = np.exp(logits - logits.max(axis=1, keepdims=True))
     probs /= probs.sum(axis=1, keepdims=True)
@@ -117,5 +120,6 @@ def deep_landmarkers(
     out["imagenet_entropy"] = float(entropy.mean())
     if len(set(labels)) >= 2:
         out["imagenet_label_nmi"] = learners.normalized_mutual_info(
-            np.asarray(labels), probs.argmax(axis=1))
+            np.asarray(labels), probs.argmax(axis=1)
+        )
     return out, []

@@ -225,8 +225,9 @@ def ridge_probe(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray) ->
         dual = np.linalg.solve(centred @ centred.T + alpha * np.eye(n), targets - target_mean)
         weights = centred.T @ dual
     else:
-        weights = np.linalg.solve(centred.T @ centred + alpha * np.eye(d),
-                                  centred.T @ (targets - target_mean))
+        weights = np.linalg.solve(
+            centred.T @ centred + alpha * np.eye(d), centred.T @ (targets - target_mean)
+        )
     test = (x_test.astype(np.float64) - mean) / scale
     scores = (test - offset) @ weights + target_mean
     return classes[scores.argmax(axis=1)]

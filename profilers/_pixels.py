@@ -82,7 +82,8 @@ def _stats(rgb: np.ndarray, gray_source: bool) -> tuple[float, ...]:
     rg_mean, rg_var = _mean_var(r - g)
     yb_mean, yb_var = _mean_var(0.5 * (r + g) - b)
     colourfulness = math.hypot(math.sqrt(rg_var), math.sqrt(yb_var)) + 0.3 * math.hypot(
-        rg_mean, yb_mean)
+        rg_mean, yb_mean
+    )
     grayscale = gray_source or _mean_var(spread)[0] < 2.0
     if luma.shape[0] >= 3 and luma.shape[1] >= 3:
         lap = 4 * luma[1:-1, 1:-1]

@@ -96,8 +96,10 @@ def _probe_module():  # noqa: ANN202
 
     def scaled(arch: str) -> tuple[torch.Tensor, torch.Tensor]:
         mean, std = offline.NORMALISATION[arch]
-        return (torch.tensor(mean).view(1, 3, 1, 1) * 255.0,
-                torch.tensor(std).view(1, 3, 1, 1) * 255.0)
+        return (
+            torch.tensor(mean).view(1, 3, 1, 1) * 255.0,
+            torch.tensor(std).view(1, 3, 1, 1) * 255.0,
+        )
 
     class Probes(torch.nn.Module):
         def __init__(self) -> None:
@@ -135,8 +137,7 @@ def export_probes(path: Path) -> None:
     import inspect
 
     if importlib.util.find_spec("onnx") is None:  # torch's exporter needs it
-        raise ImportError("exporting the ImageNet probes needs the onnx package "
-                          "(pip install onnx)")
+        raise ImportError("exporting the ImageNet probes needs the onnx package (pip install onnx)")
     import torch
 
     module = _probe_module()
@@ -151,10 +152,14 @@ def export_probes(path: Path) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notes
             torch.onnx.export(
-                module, (example,), partial,
-                input_names=["thumbs"], output_names=["features", "logits"],
+                module,
+                (example,),
+                partial,
+                input_names=["thumbs"],
+                output_names=["features", "logits"],
                 dynamic_axes={"thumbs": {0: "n"}, "features": {0: "n"}, "logits": {0: "n"}},
-                opset_version=17, **options,
+                opset_version=17,
+                **options,
             )
         os.chmod(partial, 0o644)  # mkstemp's 0600 would hide a shared cache from others
         os.replace(partial, path)
@@ -199,8 +204,11 @@ class ImageNetProbes:
             except Exception as exc:  # noqa: BLE001 - ONNX Runtime's errors derive from Exception
                 if self.exported_ or isinstance(exc, MemoryError):
                     raise
-                logger.warning("the cached ImageNet probes (%s) cannot be opened (%s); "
-                               "exporting them again", path, exc)
+                logger.warning(
+                    "the cached ImageNet probes (%s) cannot be opened (%s); exporting them again",
+                    path,
+                    exc,
+                )
                 self._export(path)
                 self.session_ = _open_session(path)
         except (ImportError, OSError, RuntimeError, MlselError) as exc:

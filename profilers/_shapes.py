@@ -7,8 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["SHAPES", "make_yolo_dirs", "write_data_yaml", "write_shapes", "write_shapes_detect",
-           "yolo_label"]
+__all__ = [
+    "SHAPES",
+    "make_yolo_dirs",
+    "write_data_yaml",
+    "write_shapes",
+    "write_shapes_detect",
+    "yolo_label",
+]
 
 SHAPES = ("circle", "square", "triangle", "diamond", "cross", "ring")
 
@@ -85,16 +91,22 @@ def make_yolo_dirs(out: Path) -> None:
 
 def yolo_label(cls: int, left: int, top: int, right: int, bottom: int, size: int) -> str:
     """One YOLO label line for the pixel box ``[left, right) x [top, bottom)``."""
-    return (f"{cls} {(left + right) / 2 / size:.6f} {(top + bottom) / 2 / size:.6f} "
-            f"{(right - left) / size:.6f} {(bottom - top) / size:.6f}")
+    return (
+        f"{cls} {(left + right) / 2 / size:.6f} {(top + bottom) / 2 / size:.6f} "
+        f"{(right - left) / size:.6f} {(bottom - top) / size:.6f}"
+    )
 
 
 def write_data_yaml(out: Path, names: dict[int, str]) -> None:
     """The ``data.yaml`` of a YOLO set made by :func:`make_yolo_dirs` (absolute path)."""
     import yaml
 
-    data = {"path": str(out.resolve()), "train": "images/train", "val": "images/val",
-            "names": names}
+    data = {
+        "path": str(out.resolve()),
+        "train": "images/train",
+        "val": "images/val",
+        "names": names,
+    }
     (out / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
 
 
@@ -123,8 +135,9 @@ def write_shapes_detect(
                 x0 = int(rng.integers(0, size - side))
                 y0 = int(rng.integers(0, size - side))
                 box = (x0, y0, x0 + side, y0 + side)
-                if all(box[2] < t[0] or box[0] > t[2] or box[3] < t[1] or box[1] > t[3]
-                       for t in taken):
+                if all(
+                    box[2] < t[0] or box[0] > t[2] or box[3] < t[1] or box[1] > t[3] for t in taken
+                ):
                     break
             else:
                 continue

@@ -102,8 +102,10 @@ def _images_of(entry: str, base: Path) -> list[Path]:
         return list_images(target)[0]
     if target.is_file() and target.suffix == ".txt":
         lines = target.read_text(encoding="utf-8").split()
-        return [(base / line).resolve() if not Path(line).is_absolute() else Path(line)
-                for line in lines]
+        return [
+            (base / line).resolve() if not Path(line).is_absolute() else Path(line)
+            for line in lines
+        ]
     raise DatasetError(
         f"The YOLO split entry {entry!r} points at {target}, which is neither a folder of "
         "images nor a .txt list of images. Fix the path in the data YAML."
@@ -169,8 +171,10 @@ def read_yolo(root: Path) -> RawDataset:
         for split_name, image_dir in _split_dirs(folder).items():
             per_split[split_name or None] = list_images(image_dir)[0]
     if not names:
-        classes_txt = next((p for p in (folder / "classes.txt", folder / "labels" / "classes.txt")
-                            if p.is_file()), None)
+        classes_txt = next(
+            (p for p in (folder / "classes.txt", folder / "labels" / "classes.txt") if p.is_file()),
+            None,
+        )
         if classes_txt is not None:
             names = [n.strip() for n in classes_txt.read_text().splitlines() if n.strip()]
     items: list[RawItem] = []
@@ -202,9 +206,7 @@ def read_yolo(root: Path) -> RawDataset:
         )
     orphans = _orphan_labels(per_split, used_labels)
     if orphans:
-        warnings.append(
-            f"{len(orphans)} label file(s) have no image: {name_some(orphans, 3)}."
-        )
+        warnings.append(f"{len(orphans)} label file(s) have no image: {name_some(orphans, 3)}.")
     return RawDataset(
         layout="yolo",
         task="detect",
@@ -217,8 +219,12 @@ def read_yolo(root: Path) -> RawDataset:
 
 
 def _orphan_labels(per_split: dict[str | None, list[Path]], used: set[str]) -> list[str]:
-    dirs = {_label_dir(img.parent) for imgs in per_split.values() for img in imgs
-            if "images" in img.parent.parts}
+    dirs = {
+        _label_dir(img.parent)
+        for imgs in per_split.values()
+        for img in imgs
+        if "images" in img.parent.parts
+    }
     orphans = []
     for label_dir in sorted(dirs):
         if label_dir.is_dir():

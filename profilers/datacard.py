@@ -69,12 +69,19 @@ def data_card(dataset: Dataset, profile: DatasetProfile) -> str:
         rows = [
             f"| {name} | {format_value(name, value)} | {FEATURES[name].description} |"
             for name, value in profile.features.items()
-            if name in FEATURES and FEATURES[name].group == group
+            if name in FEATURES
+            and FEATURES[name].group == group
             and not (isinstance(value, float) and math.isnan(value))
         ]
         if rows:
-            lines += ["", f"## {group.capitalize()}", "", "| feature | value | meaning |",
-                      "|---|---|---|", *rows]
+            lines += [
+                "",
+                f"## {group.capitalize()}",
+                "",
+                "| feature | value | meaning |",
+                "|---|---|---|",
+                *rows,
+            ]
     lines += ["", "## Warnings", ""]
     lines += [f"- {w}" for w in profile.warnings] or ["None."]
     return "\n".join(lines) + "\n"

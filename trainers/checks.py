@@ -28,8 +28,15 @@ def _int(name: str, value: Any, low: int, high: float = math.inf) -> None:
         raise _fail(name, f"an int in [{low}, {bound}]", value)
 
 
-def _real(name: str, value: Any, low: float, high: float, *, open_low: bool = False,
-          open_high: bool = False) -> None:
+def _real(
+    name: str,
+    value: Any,
+    low: float,
+    high: float,
+    *,
+    open_low: bool = False,
+    open_high: bool = False,
+) -> None:
     ok = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
     if ok:
         ok = (value > low if open_low else value >= low) and (
@@ -54,8 +61,9 @@ def check_config(config: Config) -> None:
     _choice("backend", config.backend, TRAINABLE_BACKENDS)
     if not isinstance(config.arch, str) or not config.arch:
         raise _fail("arch", "a non-empty str", config.arch)
-    if config.pretrained is not None and (not isinstance(config.pretrained, str)
-                                          or not config.pretrained):
+    if config.pretrained is not None and (
+        not isinstance(config.pretrained, str) or not config.pretrained
+    ):
         raise _fail("pretrained", "'imagenet', a weights file path or None", config.pretrained)
     _choice("finetune", config.finetune, FINETUNE_MODES)
     _real("lr", config.lr, 0.0, 10.0, open_low=True)

@@ -14,8 +14,14 @@ from mlsel.experiment_store.errors import ConfigError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["HostMemorySampler", "describe_hardware", "gpu_peak_mb", "library_versions",
-           "reset_gpu_peak", "resolve_device"]
+__all__ = [
+    "HostMemorySampler",
+    "describe_hardware",
+    "gpu_peak_mb",
+    "library_versions",
+    "reset_gpu_peak",
+    "resolve_device",
+]
 
 _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
 
@@ -62,8 +68,11 @@ def describe_hardware(device: torch.device) -> dict[str, str]:
     }
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
-        info.update(gpu=props.name, gpu_count=str(torch.cuda.device_count()),
-                    gpu_memory_mb=str(round(props.total_memory / 2**20)))
+        info.update(
+            gpu=props.name,
+            gpu_count=str(torch.cuda.device_count()),
+            gpu_memory_mb=str(round(props.total_memory / 2**20)),
+        )
     return info
 
 
@@ -73,8 +82,13 @@ def library_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out: dict[str, str] = {}
-    for dist, module in (("mlsel", None), ("torch", "torch"), ("torchvision", "torchvision"),
-                         ("ultralytics", "ultralytics"), ("timm", "timm")):
+    for dist, module in (
+        ("mlsel", None),
+        ("torch", "torch"),
+        ("torchvision", "torchvision"),
+        ("ultralytics", "ultralytics"),
+        ("timm", "timm"),
+    ):
         if module is not None and module not in sys.modules:
             continue
         try:

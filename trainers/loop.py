@@ -65,8 +65,9 @@ class _Batches:
         self.net, self.device = net, device
         self.channels_last = device.type == "cuda"
 
-    def prepare(self, images: torch.Tensor, augment: str | None,
-                generator: torch.Generator | None) -> torch.Tensor:
+    def prepare(
+        self, images: torch.Tensor, augment: str | None, generator: torch.Generator | None
+    ) -> torch.Tensor:
         import torch
 
         x = images.to(self.device, non_blocking=True).float().div_(255.0)
@@ -92,8 +93,9 @@ def _optimizer(params: list, config: Config) -> torch.optim.Optimizer:
     import torch
 
     if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=0.9,
-                               weight_decay=config.weight_decay, nesterov=True)
+        return torch.optim.SGD(
+            params, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay, nesterov=True
+        )
     cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
     return cls(params, lr=config.lr, weight_decay=config.weight_decay)
 
@@ -108,23 +110,30 @@ def _scheduler(opt: torch.optim.Optimizer, config: Config):  # noqa: ANN202
     return None
 
 
-def _features(net: Network, batches: _Batches, images: torch.Tensor, size: int,
-              amp: bool) -> torch.Tensor:
+def _features(
+    net: Network, batches: _Batches, images: torch.Tensor, size: int, amp: bool
+) -> torch.Tensor:
     import torch
 
     net.backbone.eval()
     out = []
     with torch.no_grad(), torch.autocast(batches.device.type, enabled=amp):
         for start in range(0, len(images), size):
-            batch = batches.prepare(images[start:start + size], None, None)
+            batch = batches.prepare(images[start : start + size], None, None)
             out.append(net.backbone(batch).float())
     return torch.cat(out)
 
 
-def run_loop(net: Network, train: tuple[torch.Tensor, torch.Tensor],
-             val: tuple[torch.Tensor, torch.Tensor], config: Config, device: torch.device,
-             on_epoch: EpochCallback | None = None, *,
-             batch_size: int | None = None) -> LoopOutcome:
+def run_loop(
+    net: Network,
+    train: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor],
+    config: Config,
+    device: torch.device,
+    on_epoch: EpochCallback | None = None,
+    *,
+    batch_size: int | None = None,
+) -> LoopOutcome:
     """Train ``net`` per ``config``; return the best epoch's validation scores and state.
 
     Raises:
@@ -150,8 +159,11 @@ def run_loop(net: Network, train: tuple[torch.Tensor, torch.Tensor],
     frozen = config.finetune == "head"
     eval_size = max(batch, 64)
     val_feats = _features(net, batches, val_x, eval_size, amp) if frozen else None
-    train_feats = (_features(net, batches, train_x, eval_size, amp)
-                   if frozen and config.augment == "none" else None)
+    train_feats = (
+        _features(net, batches, train_x, eval_size, amp)
+        if frozen and config.augment == "none"
+        else None
+    )
     augment = None if config.augment == "none" else config.augment
     val_y_dev = val_y.to(device)
     out = LoopOutcome(status="completed", features_cached=train_feats is not None)
@@ -164,7 +176,7 @@ def run_loop(net: Network, train: tuple[torch.Tensor, torch.Tensor],
         perm = order[torch.randperm(len(order), generator=gen)]
         total, seen = 0.0, 0
         for lo in range(0, len(perm), batch):
-            idx = perm[lo:lo + batch]
+            idx = perm[lo : lo + batch]
             if len(idx) == 1 and len(perm) > 1:  # BatchNorm cannot train on one sample
                 continue
             y = train_y[idx].to(device, non_blocking=True)
@@ -192,11 +204,17 @@ def run_loop(net: Network, train: tuple[torch.Tensor, torch.Tensor],
         if sched is not None:
             sched.step()
         out.train_seconds += time.perf_counter() - start
-        scores, val_loss = _evaluate(net, model, batches, val_x, val_feats, val_y_dev, eval_size,
-                                     amp, loss_fn)
+        scores, val_loss = _evaluate(
+            net, model, batches, val_x, val_feats, val_y_dev, eval_size, amp, loss_fn
+        )
         metrics, _ = classification_metrics(val_y.numpy(), scores)
-        record = EpochRecord(epoch=epoch, train_loss=total / max(seen, 1), val_loss=val_loss,
-                             score=metrics["f1_macro"], seconds=time.perf_counter() - start)
+        record = EpochRecord(
+            epoch=epoch,
+            train_loss=total / max(seen, 1),
+            val_loss=val_loss,
+            score=metrics["f1_macro"],
+            seconds=time.perf_counter() - start,
+        )
         out.curve.append(record)
         if metrics["f1_macro"] > best:
             best, stale = metrics["f1_macro"], 0
@@ -223,9 +241,17 @@ def run_loop(net: Network, train: tuple[torch.Tensor, torch.Tensor],
     return out
 
 
-def _evaluate(net: Network, model: torch.nn.Module, batches: _Batches, val_x: torch.Tensor,
-              val_feats: torch.Tensor | None, val_y: torch.Tensor, size: int, amp: bool,
-              loss_fn: torch.nn.Module) -> tuple[np.ndarray, float]:
+def _evaluate(
+    net: Network,
+    model: torch.nn.Module,
+    batches: _Batches,
+    val_x: torch.Tensor,
+    val_feats: torch.Tensor | None,
+    val_y: torch.Tensor,
+    size: int,
+    amp: bool,
+    loss_fn: torch.nn.Module,
+) -> tuple[np.ndarray, float]:
     import torch
 
     model.eval()
@@ -235,7 +261,7 @@ def _evaluate(net: Network, model: torch.nn.Module, batches: _Batches, val_x: to
             parts.append(net.head(val_feats).float())
         else:
             for lo in range(0, len(val_x), size):
-                parts.append(model(batches.prepare(val_x[lo:lo + size], None, None)).float())
+                parts.append(model(batches.prepare(val_x[lo : lo + size], None, None)).float())
     logits = torch.cat(parts)
     loss = torch.nn.functional.cross_entropy(logits, val_y).item()
     return logits.cpu().numpy(), loss

@@ -45,8 +45,9 @@ class Predictor:
             cfg = Config(backend="timm", arch=saved["arch"], pretrained=None)
             net = TimmBackend().build(cfg, saved["num_classes"], pretrained=None)
         else:
-            net = build_torchvision(saved["arch"], saved["num_classes"], pretrained=None,
-                                    image_size=saved["image_size"])
+            net = build_torchvision(
+                saved["arch"], saved["num_classes"], pretrained=None, image_size=saved["image_size"]
+            )
         self.model_ = net.model()
         self.model_.load_state_dict(saved["state_dict"])
         self.model_.eval().to(device)
@@ -66,8 +67,9 @@ class Predictor:
             if isinstance(image, str | Path):
                 arrays.append(decode_image(str(image), size))
             else:
-                pil = (image if isinstance(image, Image.Image)
-                       else Image.fromarray(np.asarray(image)))
+                pil = (
+                    image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
+                )
                 rgb = pil.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
                 arrays.append(np.asarray(rgb, dtype=np.uint8))
         return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
@@ -82,7 +84,7 @@ class Predictor:
         out = []
         with torch.no_grad():
             for lo in range(0, len(images), batch_size):
-                x = self._batch(images[lo:lo + batch_size]).to(self.device).float() / 255.0
+                x = self._batch(images[lo : lo + batch_size]).to(self.device).float() / 255.0
                 prep = self.preprocessing_
                 x = normalise(x, tuple(prep["mean"]), tuple(prep["std"]))
                 out.append(self.model_(x).softmax(dim=1).cpu().numpy())

@@ -39,7 +39,9 @@ def get_backend(name: str) -> Backend:
     from mlsel.trainers.ultralytics_backend import UltralyticsBackend
 
     backends: dict[str, type[Backend]] = {
-        "torchvision": TorchvisionBackend, "timm": TimmBackend, "ultralytics": UltralyticsBackend,
+        "torchvision": TorchvisionBackend,
+        "timm": TimmBackend,
+        "ultralytics": UltralyticsBackend,
     }
     if name not in backends:
         raise ConfigError(
@@ -64,10 +66,18 @@ def prepare(dataset: Dataset, config: Config, *, weights: str | None = None) -> 
     return backend
 
 
-def train(dataset: Dataset, config: Config, *, store: Store | None = None, device: str = "auto",
-          on_epoch: EpochCallback | None = None, cache: TensorCache | None = None,
-          source: str = "local", weights: str | None = None,
-          raise_errors: bool = True) -> tuple[str, RunResult]:
+def train(
+    dataset: Dataset,
+    config: Config,
+    *,
+    store: Store | None = None,
+    device: str = "auto",
+    on_epoch: EpochCallback | None = None,
+    cache: TensorCache | None = None,
+    source: str = "local",
+    weights: str | None = None,
+    raise_errors: bool = True,
+) -> tuple[str, RunResult]:
     """Train ``config`` on ``dataset``, log the run, and return ``(run_id, result)``.
 
     Args:
@@ -93,8 +103,13 @@ def train(dataset: Dataset, config: Config, *, store: Store | None = None, devic
     backend = prepare(dataset, config, weights=weights)
     dev = resolve_device(device)
     store = store if store is not None else Store.open()
-    run_id = store.start_run(dataset.fingerprint, config, source=source,
-                             hardware=describe_hardware(dev), versions=library_versions())
+    run_id = store.start_run(
+        dataset.fingerprint,
+        config,
+        source=source,
+        hardware=describe_hardware(dev),
+        versions=library_versions(),
+    )
     artifact_dir = Path(store.path).parent / "runs" / run_id
     curve: list[EpochRecord] = []
 
@@ -106,16 +121,27 @@ def train(dataset: Dataset, config: Config, *, store: Store | None = None, devic
 
     started = time.perf_counter()
     try:
-        result = backend.fit(dataset, config, str(dev), log_epoch, cache=cache, weights=weights,
-                             artifact_dir=str(artifact_dir))
+        result = backend.fit(
+            dataset,
+            config,
+            str(dev),
+            log_epoch,
+            cache=cache,
+            weights=weights,
+            artifact_dir=str(artifact_dir),
+        )
     except (Exception, StopRun) as exc:  # every failure is recorded before it propagates
         logger.debug("run %s failed:\n%s", run_id, traceback.format_exc())
         error = f"{type(exc).__name__}: {exc}"
-        failed = RunResult(status="failed", curve=tuple(curve),
-                           wall_seconds=time.perf_counter() - started,
-                           hardware=describe_hardware(dev), versions=library_versions(),
-                           error=error, artifact_dir=str(artifact_dir) if artifact_dir.exists()
-                           else None)
+        failed = RunResult(
+            status="failed",
+            curve=tuple(curve),
+            wall_seconds=time.perf_counter() - started,
+            hardware=describe_hardware(dev),
+            versions=library_versions(),
+            error=error,
+            artifact_dir=str(artifact_dir) if artifact_dir.exists() else None,
+        )
         store.finish_run(run_id, failed)
         if not raise_errors:
             return run_id, failed

@@ -39,8 +39,14 @@ MODEL_FORMAT = "mlsel-torch-classifier/1"
 class TorchBackend(Backend):
     """Common fit of the PyTorch classifiers; subclasses say how to build a network."""
 
-    def build(self, config: Config, num_classes: int, *, pretrained: str | None,
-              weights: str | None = None) -> Network:
+    def build(
+        self,
+        config: Config,
+        num_classes: int,
+        *,
+        pretrained: str | None,
+        weights: str | None = None,
+    ) -> Network:
         """The network of ``config`` (``pretrained=None``: random init, for loading)."""
         raise NotImplementedError
 
@@ -51,9 +57,17 @@ class TorchBackend(Backend):
                 "Use backend 'ultralytics' with arch yolo11n or yolo11s for detection."
             )
 
-    def fit(self, dataset: Dataset, config: Config, device: str = "auto",
-            on_epoch: EpochCallback | None = None, *, cache: TensorCache | None = None,
-            weights: str | None = None, artifact_dir: str | None = None) -> RunResult:
+    def fit(
+        self,
+        dataset: Dataset,
+        config: Config,
+        device: str = "auto",
+        on_epoch: EpochCallback | None = None,
+        *,
+        cache: TensorCache | None = None,
+        weights: str | None = None,
+        artifact_dir: str | None = None,
+    ) -> RunResult:
         import torch
 
         from mlsel.trainers.cache import TensorCache
@@ -70,8 +84,9 @@ class TorchBackend(Backend):
             train = cache.get(dataset, config.image_size, "train")
             val = cache.get(dataset, config.image_size, "val")
             while True:
-                net = self.build(config, dataset.num_classes, pretrained=config.pretrained,
-                                 weights=weights)
+                net = self.build(
+                    config, dataset.num_classes, pretrained=config.pretrained, weights=weights
+                )
                 try:
                     outcome = run_loop(net, train, val, config, dev, on_epoch, batch_size=batch)
                     break
@@ -81,44 +96,88 @@ class TorchBackend(Backend):
                     del net
                     torch.cuda.empty_cache()
                     notes["oom_retry"] = (
-                        f"CUDA out of memory at batch {batch}; retried at {batch // 2}")
+                        f"CUDA out of memory at batch {batch}; retried at {batch // 2}"
+                    )
                     logger.warning(notes["oom_retry"])
                     batch //= 2
         metrics, confusion = classification_metrics(val[1].numpy(), outcome.val_scores)
         metrics["batch_size_used"] = float(batch)
         metrics["epochs_run"] = float(len(outcome.curve))
-        hardware = {**describe_hardware(dev), **notes,
-                    "features_cached": str(outcome.features_cached).lower(),
-                    "weights": net.pretrained_from or "none"}
+        hardware = {
+            **describe_hardware(dev),
+            **notes,
+            "features_cached": str(outcome.features_cached).lower(),
+            "weights": net.pretrained_from or "none",
+        }
         if artifact_dir is not None:
-            self._save(Path(artifact_dir), net, outcome.best_state, dataset, config, metrics,
-                       confusion, outcome.curve)
+            self._save(
+                Path(artifact_dir),
+                net,
+                outcome.best_state,
+                dataset,
+                config,
+                metrics,
+                confusion,
+                outcome.curve,
+            )
         wall = time.perf_counter() - started
         return RunResult(
-            status=outcome.status, score=metrics["f1_macro"], metrics=metrics,
+            status=outcome.status,
+            score=metrics["f1_macro"],
+            metrics=metrics,
             confusion=tuple(tuple(int(v) for v in row) for row in confusion),
-            curve=tuple(outcome.curve), wall_seconds=wall,
+            curve=tuple(outcome.curve),
+            wall_seconds=wall,
             seconds_per_epoch=outcome.train_seconds / max(len(outcome.curve), 1),
-            peak_gpu_mb=gpu_peak_mb(dev), peak_host_mb=memory.peak_mb, hardware=hardware,
-            versions=library_versions(), artifact_dir=artifact_dir,
+            peak_gpu_mb=gpu_peak_mb(dev),
+            peak_host_mb=memory.peak_mb,
+            hardware=hardware,
+            versions=library_versions(),
+            artifact_dir=artifact_dir,
         )
 
-    def _save(self, folder: Path, net: Network, state: dict | None, dataset: Dataset,
-              config: Config, metrics: dict, confusion, curve: list) -> None:  # noqa: ANN001
+    def _save(
+        self,
+        folder: Path,
+        net: Network,
+        state: dict | None,
+        dataset: Dataset,
+        config: Config,
+        metrics: dict,
+        confusion,
+        curve: list,
+    ) -> None:  # noqa: ANN001
         import torch
 
         from mlsel.trainers.artifacts import write_run_files
 
         folder.mkdir(parents=True, exist_ok=True)
-        torch.save({"format": MODEL_FORMAT, "backend": self.name, "arch": config.arch,
-                    "num_classes": dataset.num_classes, "image_size": config.image_size,
-                    "state_dict": state}, folder / "model.pt")
+        torch.save(
+            {
+                "format": MODEL_FORMAT,
+                "backend": self.name,
+                "arch": config.arch,
+                "num_classes": dataset.num_classes,
+                "image_size": config.image_size,
+                "state_dict": state,
+            },
+            folder / "model.pt",
+        )
         write_run_files(
-            folder, config=config, classes=dataset.classes,
-            preprocessing={"image_size": config.image_size, "resize": "bilinear, square",
-                           "mode": "RGB", "scale": 1 / 255, "mean": list(net.mean),
-                           "std": list(net.std)},
-            metrics=metrics, confusion=confusion, curve=curve,
+            folder,
+            config=config,
+            classes=dataset.classes,
+            preprocessing={
+                "image_size": config.image_size,
+                "resize": "bilinear, square",
+                "mode": "RGB",
+                "scale": 1 / 255,
+                "mean": list(net.mean),
+                "std": list(net.std),
+            },
+            metrics=metrics,
+            confusion=confusion,
+            curve=curve,
         )
 
 
@@ -133,12 +192,23 @@ class TorchvisionBackend(TorchBackend):
         super().check(config, task)
         _check_arch(config.arch, config.image_size, config.pretrained is not None)
 
-    def build(self, config: Config, num_classes: int, *, pretrained: str | None,
-              weights: str | None = None) -> Network:
+    def build(
+        self,
+        config: Config,
+        num_classes: int,
+        *,
+        pretrained: str | None,
+        weights: str | None = None,
+    ) -> Network:
         from mlsel.trainers.zoo import build_torchvision
 
-        return build_torchvision(config.arch, num_classes, pretrained=pretrained,
-                                 image_size=config.image_size, weights=weights)
+        return build_torchvision(
+            config.arch,
+            num_classes,
+            pretrained=pretrained,
+            image_size=config.image_size,
+            weights=weights,
+        )
 
     def resolve_weights(self, config: Config, weights: str | None = None) -> str | None:
         from mlsel.trainers import weights as wts
@@ -183,8 +253,14 @@ class TimmBackend(TorchBackend):
         super().check(config, task)
         self._timm()
 
-    def build(self, config: Config, num_classes: int, *, pretrained: str | None,
-              weights: str | None = None) -> Network:
+    def build(
+        self,
+        config: Config,
+        num_classes: int,
+        *,
+        pretrained: str | None,
+        weights: str | None = None,
+    ) -> Network:
         from torch import nn
 
         from mlsel.experiment_store.errors import WeightsUnavailableError
@@ -194,8 +270,9 @@ class TimmBackend(TorchBackend):
         file = weights or (pretrained if pretrained not in (None, "imagenet") else None)
         kwargs = {"pretrained_cfg_overlay": {"file": str(file)}} if file else {}
         try:
-            model = timm.create_model(config.arch, pretrained=pretrained is not None,
-                                      num_classes=0, **kwargs)
+            model = timm.create_model(
+                config.arch, pretrained=pretrained is not None, num_classes=0, **kwargs
+            )
         except (OSError, RuntimeError) as exc:
             raise WeightsUnavailableError(
                 f"timm could not load weights for {config.arch!r}: {exc}. Pass a weights "
@@ -205,6 +282,13 @@ class TimmBackend(TorchBackend):
         head = nn.Linear(model.num_features, num_classes)
         blocks = getattr(model, "blocks", None) or getattr(model, "stages", None)
         partial = list(blocks[-1:]) if blocks is not None else []
-        return Network(model, head, partial, tuple(data["mean"]), tuple(data["std"]),
-                       pretrained_from=(str(file) if file else "timm:" + config.arch)
-                       if pretrained is not None else None)
+        return Network(
+            model,
+            head,
+            partial,
+            tuple(data["mean"]),
+            tuple(data["std"]),
+            pretrained_from=(str(file) if file else "timm:" + config.arch)
+            if pretrained is not None
+            else None,
+        )

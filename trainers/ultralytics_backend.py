@@ -41,10 +41,27 @@ _OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD"}
 # Layers frozen per finetune mode (YOLO11 backbones are layers 0-9; cls head is 10).
 _FREEZE = {"head": 10, "partial": 8, "full": None}
 _AUGMENT = {
-    "none": dict(fliplr=0.0, hsv_h=0.0, hsv_s=0.0, hsv_v=0.0, auto_augment=None, erasing=0.0,
-                 scale=0.0, mosaic=0.0, translate=0.0),
-    "light": dict(fliplr=0.5, hsv_h=0.015, hsv_s=0.2, hsv_v=0.2, auto_augment=None, erasing=0.0,
-                  scale=0.1, degrees=15.0),
+    "none": dict(
+        fliplr=0.0,
+        hsv_h=0.0,
+        hsv_s=0.0,
+        hsv_v=0.0,
+        auto_augment=None,
+        erasing=0.0,
+        scale=0.0,
+        mosaic=0.0,
+        translate=0.0,
+    ),
+    "light": dict(
+        fliplr=0.5,
+        hsv_h=0.015,
+        hsv_s=0.2,
+        hsv_v=0.2,
+        auto_augment=None,
+        erasing=0.0,
+        scale=0.1,
+        degrees=15.0,
+    ),
     "strong": {},
 }
 
@@ -95,8 +112,9 @@ def _layout_detect(dataset: Dataset, root: Path) -> Path:
         _link(item.path, root / "images" / item.split / f"{stem}{Path(item.path).suffix}")
         label = root / "labels" / item.split / f"{stem}.txt"
         label.parent.mkdir(parents=True, exist_ok=True)
-        label.write_text("".join(f"{c} {x:.6f} {y:.6f} {w:.6f} {h:.6f}\n"
-                                 for c, x, y, w, h in item.boxes))
+        label.write_text(
+            "".join(f"{c} {x:.6f} {y:.6f} {w:.6f} {h:.6f}\n" for c, x, y, w, h in item.boxes)
+        )
     names = "".join(f"  {i}: {name!r}\n" for i, name in enumerate(dataset.classes))
     yaml = root / "data.yaml"
     yaml.write_text(f"path: {root}\ntrain: images/train\nval: images/val\nnames:\n{names}")
@@ -126,8 +144,11 @@ class UltralyticsBackend(Backend):
             return None
         explicit = weights or (config.pretrained if config.pretrained != "imagenet" else None)
         filename = f"{config.arch}.pt"
-        candidates = [Path(explicit)] if explicit else [
-            weights_dir() / filename, resolve_home() / "cache" / "ultralytics" / filename]
+        candidates = (
+            [Path(explicit)]
+            if explicit
+            else [weights_dir() / filename, resolve_home() / "cache" / "ultralytics" / filename]
+        )
         for path in candidates:
             if path.expanduser().is_file():
                 return str(path.expanduser())
@@ -139,9 +160,17 @@ class UltralyticsBackend(Backend):
             )
         return "download"
 
-    def fit(self, dataset: Dataset, config: Config, device: str = "auto",
-            on_epoch: EpochCallback | None = None, *, cache: TensorCache | None = None,
-            weights: str | None = None, artifact_dir: str | None = None) -> RunResult:
+    def fit(
+        self,
+        dataset: Dataset,
+        config: Config,
+        device: str = "auto",
+        on_epoch: EpochCallback | None = None,
+        *,
+        cache: TensorCache | None = None,
+        weights: str | None = None,
+        artifact_dir: str | None = None,
+    ) -> RunResult:
         from mlsel.experiment_store.home import resolve_home
         from mlsel.trainers.devices import (
             HostMemorySampler,
@@ -161,16 +190,21 @@ class UltralyticsBackend(Backend):
         data_root = Path(tempfile.mkdtemp(prefix="mlsel-yolo-data-"))
         state: dict[str, Any] = {"status": "completed", "curve": [], "error": None}
         try:
-            data = (_layout_detect(dataset, data_root) if dataset.task == "detect"
-                    else _layout_classify(dataset, data_root, config.image_size))
+            data = (
+                _layout_detect(dataset, data_root)
+                if dataset.task == "detect"
+                else _layout_classify(dataset, data_root, config.image_size)
+            )
             with HostMemorySampler() as memory:
                 reset_gpu_peak(dev)
                 final = self._train(config, dev, data, out, source, on_epoch, state)
             if state["error"]:
                 raise TrainingError(state["error"])
             if dataset.task == "detect":
-                metrics = {k.replace("metrics/", "").replace("(B)", ""): float(v)
-                           for k, v in final.results_dict.items()}
+                metrics = {
+                    k.replace("metrics/", "").replace("(B)", ""): float(v)
+                    for k, v in final.results_dict.items()
+                }
                 score, confusion = metrics.get("mAP50-95"), None
             else:
                 metrics, confusion = self._classify_metrics(dataset, out, dev)
@@ -182,18 +216,32 @@ class UltralyticsBackend(Backend):
             self._write_files(out, dataset, config, metrics, confusion, state["curve"])
         curve: list[EpochRecord] = state["curve"]
         return RunResult(
-            status=state["status"], score=score, metrics=metrics,
-            confusion=None if confusion is None
+            status=state["status"],
+            score=score,
+            metrics=metrics,
+            confusion=None
+            if confusion is None
             else tuple(tuple(int(v) for v in r) for r in confusion),
-            curve=tuple(curve), wall_seconds=time.perf_counter() - started,
+            curve=tuple(curve),
+            wall_seconds=time.perf_counter() - started,
             seconds_per_epoch=sum(r.seconds or 0 for r in curve) / max(len(curve), 1),
-            peak_gpu_mb=gpu_peak_mb(dev), peak_host_mb=memory.peak_mb,
+            peak_gpu_mb=gpu_peak_mb(dev),
+            peak_host_mb=memory.peak_mb,
             hardware={**describe_hardware(dev), "weights": source or "none"},
-            versions=library_versions(), artifact_dir=artifact_dir,
+            versions=library_versions(),
+            artifact_dir=artifact_dir,
         )
 
-    def _train(self, config: Config, dev: Any, data: Path, out: Path, source: str | None,
-               on_epoch: EpochCallback | None, state: dict[str, Any]) -> Any:
+    def _train(
+        self,
+        config: Config,
+        dev: Any,
+        data: Path,
+        out: Path,
+        source: str | None,
+        on_epoch: EpochCallback | None,
+        state: dict[str, Any],
+    ) -> Any:
         from ultralytics import YOLO
 
         if source is None:
@@ -219,10 +267,13 @@ class UltralyticsBackend(Backend):
                 val_loss = sum(float(v) for k, v in m.items() if k.startswith("val/")) or None
             else:
                 score, val_loss = _macro_f1(trainer.validator), m.get("val/loss")
-            record = EpochRecord(epoch=epoch, train_loss=loss,
-                                 val_loss=None if val_loss is None else float(val_loss),
-                                 score=None if score is None else float(score),
-                                 seconds=now - last["t"])
+            record = EpochRecord(
+                epoch=epoch,
+                train_loss=loss,
+                val_loss=None if val_loss is None else float(val_loss),
+                score=None if score is None else float(score),
+                seconds=now - last["t"],
+            )
             last["t"] = now
             state["curve"].append(record)
             if loss is not None and not math.isfinite(loss):
@@ -238,14 +289,30 @@ class UltralyticsBackend(Backend):
 
         model.add_callback("on_fit_epoch_end", epoch_end)
         return model.train(
-            data=str(data), epochs=config.epochs, imgsz=config.image_size, batch=config.batch_size,
-            device="cpu" if dev.type == "cpu" else str(dev.index or 0), workers=0,
-            optimizer=_OPTIMIZERS[config.optimizer], lr0=config.lr,
-            weight_decay=config.weight_decay, cos_lr=config.schedule == "cosine",
-            patience=config.patience or 10**6, seed=config.seed, deterministic=False,
-            amp=dev.type == "cuda", plots=False, verbose=False, val=True,
-            pretrained=source is not None, freeze=_FREEZE[config.finetune], warmup_epochs=0,
-            project=str(out.parent), name=out.name, exist_ok=True, cache="ram",
+            data=str(data),
+            epochs=config.epochs,
+            imgsz=config.image_size,
+            batch=config.batch_size,
+            device="cpu" if dev.type == "cpu" else str(dev.index or 0),
+            workers=0,
+            optimizer=_OPTIMIZERS[config.optimizer],
+            lr0=config.lr,
+            weight_decay=config.weight_decay,
+            cos_lr=config.schedule == "cosine",
+            patience=config.patience or 10**6,
+            seed=config.seed,
+            deterministic=False,
+            amp=dev.type == "cuda",
+            plots=False,
+            verbose=False,
+            val=True,
+            pretrained=source is not None,
+            freeze=_FREEZE[config.finetune],
+            warmup_epochs=0,
+            project=str(out.parent),
+            name=out.name,
+            exist_ok=True,
+            cache="ram",
             **_AUGMENT[config.augment],
         )
 
@@ -260,14 +327,27 @@ class UltralyticsBackend(Backend):
         y = np.array([dataset.class_index(item.label) for item in val])
         return classification_metrics(y, probs)
 
-    def _write_files(self, out: Path, dataset: Dataset, config: Config, metrics: dict,
-                     confusion: Any, curve: list[EpochRecord]) -> None:
+    def _write_files(
+        self,
+        out: Path,
+        dataset: Dataset,
+        config: Config,
+        metrics: dict,
+        confusion: Any,
+        curve: list[EpochRecord],
+    ) -> None:
         from mlsel.trainers.artifacts import write_run_files
 
-        write_run_files(out, config=config, classes=dataset.classes,
-                        preprocessing={"image_size": config.image_size, "resize": "ultralytics"},
-                        metrics=metrics, confusion=confusion, curve=curve,
-                        score_name="mAP50-95" if dataset.task == "detect" else "macro F1")
+        write_run_files(
+            out,
+            config=config,
+            classes=dataset.classes,
+            preprocessing={"image_size": config.image_size, "resize": "ultralytics"},
+            metrics=metrics,
+            confusion=confusion,
+            curve=curve,
+            score_name="mAP50-95" if dataset.task == "detect" else "macro F1",
+        )
 
 
 def _macro_f1(validator: Any) -> float | None:
@@ -292,8 +372,9 @@ def _macro_f1(validator: Any) -> float | None:
 class YoloPredictor:
     """A trained Ultralytics classifier: ``predict(images) -> class names``."""
 
-    def __init__(self, folder: Path, device: str = "cpu",
-                 classes: tuple[str, ...] | None = None) -> None:
+    def __init__(
+        self, folder: Path, device: str = "cpu", classes: tuple[str, ...] | None = None
+    ) -> None:
         import json
 
         from ultralytics import YOLO
@@ -302,8 +383,9 @@ class YoloPredictor:
         self.model_ = YOLO(str(folder / "weights" / "best.pt"))
         self.device = device
         names = self.model_.names
-        self.classes_ = tuple(classes) if classes else tuple(
-            json.loads((folder / "classes.json").read_text()))
+        self.classes_ = (
+            tuple(classes) if classes else tuple(json.loads((folder / "classes.json").read_text()))
+        )
         # Ultralytics orders classes by folder name, as mlsel does; map by name to be safe.
         self._order = [list(names.values()).index(c) for c in self.classes_]
 
@@ -312,8 +394,9 @@ class YoloPredictor:
 
         out = []
         for lo in range(0, len(images), batch_size):
-            results = self.model_.predict(images[lo:lo + batch_size], device=self.device,
-                                          verbose=False)
+            results = self.model_.predict(
+                images[lo : lo + batch_size], device=self.device, verbose=False
+            )
             out.extend(r.probs.data.cpu().numpy()[self._order] for r in results)
         return np.stack(out) if out else np.zeros((0, len(self.classes_)))
 

@@ -78,8 +78,9 @@ def _how_to(arch: str, filename: str, home: str | None) -> str:
     )
 
 
-def resolve_torchvision_weights(arch: str, *, weights: str | None = None,
-                                home: str | None = None, download: bool = True) -> Path | str:
+def resolve_torchvision_weights(
+    arch: str, *, weights: str | None = None, home: str | None = None, download: bool = True
+) -> Path | str:
     """Where the ImageNet weights of torchvision ``arch`` are (a file path).
 
     With ``download=False`` only local files are considered and ``"download"`` is
@@ -104,8 +105,12 @@ def resolve_torchvision_weights(arch: str, *, weights: str | None = None,
     url = enum.url
     filename = url.rsplit("/", 1)[-1]
     hub = Path(torch.hub.get_dir()) / "checkpoints"
-    for candidate in (weights_dir(home) / filename, weights_dir(home) / f"{arch}.pth",
-                      weights_dir(home) / f"{arch}.pt", hub / filename):
+    for candidate in (
+        weights_dir(home) / filename,
+        weights_dir(home) / f"{arch}.pth",
+        weights_dir(home) / f"{arch}.pt",
+        hub / filename,
+    ):
         if candidate.is_file():
             return candidate
     if not download:

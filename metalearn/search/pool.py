@@ -37,16 +37,25 @@ class WorkerPool:
         target: stop when a trial completes with at least this score.
     """
 
-    def __init__(self, jobs: Sequence[WorkerJob], budget: Budget, *,
-                 max_trials: int | None, target: float | None) -> None:
+    def __init__(
+        self,
+        jobs: Sequence[WorkerJob],
+        budget: Budget,
+        *,
+        max_trials: int | None,
+        target: float | None,
+    ) -> None:
         ctx = multiprocessing.get_context("spawn")
         self.jobs, self.budget, self.target = list(jobs), budget, target
         self.queue = ctx.Queue()
         self.stop, self.go = ctx.Event(), ctx.Event()
         self.tickets = ctx.Value("i", -1 if max_trials is None else max(0, max_trials))
         self.processes = [
-            ctx.Process(target=run_worker, name=f"mlsel-worker-{job.slot.label}",
-                        args=(job, self.queue, self.stop, self.go, self.tickets))
+            ctx.Process(
+                target=run_worker,
+                name=f"mlsel-worker-{job.slot.label}",
+                args=(job, self.queue, self.stop, self.go, self.tickets),
+            )
             for job in self.jobs
         ]
         self.stop_reason = ""
@@ -66,14 +75,20 @@ class WorkerPool:
 
     def _handle(self, event: dict[str, Any], progress: SearchProgress) -> None:
         progress.update(event)
-        if (self.target is not None and event["kind"] == "trial_end"
-                and event["status"] == "completed" and event.get("score") is not None
-                and event["score"] >= self.target):
+        if (
+            self.target is not None
+            and event["kind"] == "trial_end"
+            and event["status"] == "completed"
+            and event.get("score") is not None
+            and event["score"] >= self.target
+        ):
             self.halt(f"target {self.target:g} reached by trial {event['trial']}")
 
-    def run(self, progress: SearchProgress,
-            on_event: Callable[[SearchProgress, dict[str, Any] | None], None] | None = None,
-            ) -> list[int]:
+    def run(
+        self,
+        progress: SearchProgress,
+        on_event: Callable[[SearchProgress, dict[str, Any] | None], None] | None = None,
+    ) -> list[int]:
         """Loop until every worker is done. Returns the trials running in killed workers."""
         pairs = zip(self.jobs, self.processes, strict=True)
         labels = {job.slot.label: process for job, process in pairs}
@@ -96,8 +111,9 @@ class WorkerPool:
                     self.halt("budget spent")
                 for label, process in labels.items():
                     if label not in done and not process.is_alive() and self.queue.empty():
-                        logger.warning("worker %s ended without a word (exit code %s)",
-                                       label, process.exitcode)
+                        logger.warning(
+                            "worker %s ended without a word (exit code %s)", label, process.exitcode
+                        )
                         progress.worker(label).done = f"died (exit code {process.exitcode})"
                         done.add(label)
                 if now >= self.budget.kill_at:

@@ -89,8 +89,11 @@ class SearchProgress:
             self.history.append((elapsed, float(score)))
         if score is None or (self.best_completed and not completed):
             return
-        if self.best_score is None or score > self.best_score or (completed
-                                                                 and not self.best_completed):
+        if (
+            self.best_score is None
+            or score > self.best_score
+            or (completed and not self.best_completed)
+        ):
             self.best_score, self.best_trial = float(score), event["trial"]
             self.best_config, self.best_completed = event.get("config"), completed
 

@@ -100,16 +100,27 @@ class SearchReport:
     def to_dict(self) -> dict[str, Any]:
         p = self.progress
         return {
-            "name": self.name, "folder": str(self.folder), "dataset": self.dataset,
-            "dataset_name": self.dataset_name, "devices": self.devices,
-            "budget_s": self.budget_s, "elapsed_s": round(self.elapsed_s, 2),
+            "name": self.name,
+            "folder": str(self.folder),
+            "dataset": self.dataset,
+            "dataset_name": self.dataset_name,
+            "devices": self.devices,
+            "budget_s": self.budget_s,
+            "elapsed_s": round(self.elapsed_s, 2),
             "stop_reason": self.stop_reason,
-            "trials": {"started": p.started, "finished": p.finished, "skipped": p.skipped,
-                       **dict(p.statuses)},
+            "trials": {
+                "started": p.started,
+                "finished": p.finished,
+                "skipped": p.skipped,
+                **dict(p.statuses),
+            },
             "best": self.best.to_dict() if self.best else None,
             "output": str(self.output) if self.output else None,
-            "warm_start": self.warm_start, "leaderboard": [r.to_dict() for r in self.rows],
-            "history": p.history, "refit": self.refit, "notes": self.notes + [self.device_note],
+            "warm_start": self.warm_start,
+            "leaderboard": [r.to_dict() for r in self.rows],
+            "history": p.history,
+            "refit": self.refit,
+            "notes": self.notes + [self.device_note],
         }
 
 
@@ -119,15 +130,20 @@ def _validate(settings: SearchSettings) -> None:
     if settings.pruner not in study_module.PRUNERS:
         study_module.make_pruner(settings.pruner)
     if settings.max_trials is not None and settings.max_trials < 1:
-        raise ConfigError(f"The 'max_trials' parameter of run must be an int in [1, inf). "
-                          f"Got {settings.max_trials!r} instead.")
+        raise ConfigError(
+            f"The 'max_trials' parameter of run must be an int in [1, inf). "
+            f"Got {settings.max_trials!r} instead."
+        )
     if settings.top_k < 0:
-        raise ConfigError(f"The 'top_k' parameter of run must be an int in [0, inf). "
-                          f"Got {settings.top_k!r} instead.")
+        raise ConfigError(
+            f"The 'top_k' parameter of run must be an int in [0, inf). "
+            f"Got {settings.top_k!r} instead."
+        )
 
 
-def _suggestions(dataset: Any, settings: SearchSettings, store: Any, home: Path,
-                 budget: Budget, gpu: bool) -> tuple[Any, list[Config]]:
+def _suggestions(
+    dataset: Any, settings: SearchSettings, store: Any, home: Path, budget: Budget, gpu: bool
+) -> tuple[Any, list[Config]]:
     """The dataset's profile and the ranker's top configs, fitted to the search's space."""
     try:
         from mlsel.metalearn.suggest import suggest
@@ -173,8 +189,9 @@ def _finished_runs(study: Any) -> int:
     """Trials of the study that ran to an end (skipped ones do not count)."""
     from optuna.trial import TrialState
 
-    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
-                                                   TrialState.FAIL))
+    done = study.get_trials(
+        deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    )
     return sum(1 for t in done if t.user_attrs.get("status") not in ("skipped", "interrupted"))
 
 
@@ -184,21 +201,32 @@ def _open(settings: SearchSettings, home: Path, dataset: Any) -> tuple[str, Path
     if settings.resume and name is None:
         name = study_module.latest_search(home, dataset.fingerprint)
         if name is None:
-            raise ConfigError(f"There is no search on {dataset.name!r} to resume. Run "
-                              "without --resume to start one.")
+            raise ConfigError(
+                f"There is no search on {dataset.name!r} to resume. Run "
+                "without --resume to start one."
+            )
     name = name or time.strftime("%Y%m%d-%H%M%S")
     folder = study_module.search_dir(home, dataset.fingerprint, name)
-    meta = {"dataset": str(dataset.root), "fingerprint": dataset.fingerprint,
-            "sampler": settings.sampler, "pruner": settings.pruner}
+    meta = {
+        "dataset": str(dataset.root),
+        "fingerprint": dataset.fingerprint,
+        "sampler": settings.sampler,
+        "pruner": settings.pruner,
+    }
     study = study_module.open_study(folder, create=not settings.resume, meta=meta)
     if settings.resume:
         study_module.close_orphans(study)
     return name, folder, study
 
 
-def run_search(dataset_path: str | Path, settings: SearchSettings, *,
-               home: str | Path | None = None, started: float | None = None,
-               on_event: EventHook | None = None) -> SearchReport:
+def run_search(
+    dataset_path: str | Path,
+    settings: SearchSettings,
+    *,
+    home: str | Path | None = None,
+    started: float | None = None,
+    on_event: EventHook | None = None,
+) -> SearchReport:
     """Search for the best config of the dataset at ``dataset_path`` within the budget.
 
     Args:
@@ -225,6 +253,7 @@ def run_search(dataset_path: str | Path, settings: SearchSettings, *,
     # (the store) has started its threads crashes the children. With torch loaded it
     # uses forkserver, which is safe. (Reported to the profilers/store owners.)
     import torch  # noqa: F401
+
     home = resolve_home(home)
     dataset = read_dataset(dataset_path, task=settings.task)
     slots, device_note = (list(settings.slots), "") if settings.slots else parse_gpus(settings.gpus)
@@ -233,11 +262,24 @@ def run_search(dataset_path: str | Path, settings: SearchSettings, *,
     remaining = None
     if settings.max_trials is not None:
         remaining = max(0, settings.max_trials - _finished_runs(study))
-    jobs = [WorkerJob(slot=slot, dataset_path=str(dataset_path), task=dataset.task,
-                      home=str(home), folder=str(folder), sampler=settings.sampler,
-                      pruner=settings.pruner, budget=budget, seed=settings.seed,
-                      space=settings.space, fixed=dict(settings.fixed),
-                      trainer=settings.trainer, target=settings.target) for slot in slots]
+    jobs = [
+        WorkerJob(
+            slot=slot,
+            dataset_path=str(dataset_path),
+            task=dataset.task,
+            home=str(home),
+            folder=str(folder),
+            sampler=settings.sampler,
+            pruner=settings.pruner,
+            budget=budget,
+            seed=settings.seed,
+            space=settings.space,
+            fixed=dict(settings.fixed),
+            trainer=settings.trainer,
+            target=settings.target,
+        )
+        for slot in slots
+    ]
     progress = SearchProgress(started_at=budget.started)
     notes: list[str] = []
     gpu = any(s.is_gpu for s in slots)
@@ -271,11 +313,22 @@ def run_search(dataset_path: str | Path, settings: SearchSettings, *,
         notes.append("no trial finished with a score: nothing to export.")
     refit_text = _maybe_refit(store, home) if settings.refit else None
     return SearchReport(
-        name=name, folder=folder, dataset=dataset.fingerprint, dataset_name=dataset.name,
-        devices=[s.label for s in slots], device_note=device_note, budget_s=budget.total_s,
-        elapsed_s=budget.elapsed(), stop_reason=pool.stop_reason, progress=progress,
-        rows=rows, best=best, output=output, warm_start=[c.to_dict() for c in warm],
-        refit=refit_text, notes=notes,
+        name=name,
+        folder=folder,
+        dataset=dataset.fingerprint,
+        dataset_name=dataset.name,
+        devices=[s.label for s in slots],
+        device_note=device_note,
+        budget_s=budget.total_s,
+        elapsed_s=budget.elapsed(),
+        stop_reason=pool.stop_reason,
+        progress=progress,
+        rows=rows,
+        best=best,
+        output=output,
+        warm_start=[c.to_dict() for c in warm],
+        refit=refit_text,
+        notes=notes,
     )
 
 

@@ -100,8 +100,7 @@ def make_pruner(kind: str) -> Any:
     if kind == "none":
         return optuna.pruners.NopPruner()
     raise ConfigError(
-        f"The 'pruner' parameter of run must be one of {', '.join(PRUNERS)}. "
-        f"Got {kind!r} instead."
+        f"The 'pruner' parameter of run must be one of {', '.join(PRUNERS)}. Got {kind!r} instead."
     )
 
 

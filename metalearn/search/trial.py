@@ -41,13 +41,15 @@ class TrialLoop:
         from mlsel.metalearn.search.study import make_pruner, make_sampler, open_study
         from mlsel.metalearn.space import CandidateSpace
         from mlsel.profilers import read_dataset
+
         torch.set_num_threads(job.slot.threads)
         self.trainer = importlib.import_module(job.trainer)
         self.job, self.events, self.stop = job, events, stop
         self.space = job.space or CandidateSpace()
         seed = None if job.seed is None else job.seed + 1000 * job.slot.index
         self.study = open_study(
-            Path(job.folder), sampler=make_sampler(job.sampler, seed=seed),
+            Path(job.folder),
+            sampler=make_sampler(job.sampler, seed=seed),
             pruner=make_pruner(job.pruner),
         )
         self.dataset = read_dataset(job.dataset_path, task=job.task)
@@ -82,8 +84,10 @@ class TrialLoop:
         if enqueued:
             wanted = Config.from_params(enqueued)
             if wanted.key() != config.key():
-                logger.warning("trial %d: the space changed the enqueued config; training it "
-                               "as enqueued", trial.number)
+                logger.warning(
+                    "trial %d: the space changed the enqueued config; training it as enqueued",
+                    trial.number,
+                )
                 config = wanted
         return config
 
@@ -122,23 +126,35 @@ class TrialLoop:
             trial.set_user_attr("status", "skipped")
             trial.set_user_attr("skip_reason", f"predicted {predicted:.0f} s > {left:.0f} s left")
             self.study.tell(trial, state=TrialState.FAIL)
-            self.events.put("skip", trial=trial.number, arch=config.arch,
-                            predicted_seconds=predicted, left=left)
+            self.events.put(
+                "skip", trial=trial.number, arch=config.arch, predicted_seconds=predicted, left=left
+            )
             return False
         warm = bool(trial.user_attrs.get("warm_start"))
         trial.set_user_attr("worker", self.job.slot.label)
         trial.set_user_attr("config", config.to_dict())
         if predicted is not None:
             trial.set_user_attr("predicted_seconds", predicted)
-        self.events.put("trial_start", trial=trial.number, config=config.to_dict(), warm=warm,
-                        predicted_seconds=predicted)
+        self.events.put(
+            "trial_start",
+            trial=trial.number,
+            config=config.to_dict(),
+            warm=warm,
+            predicted_seconds=predicted,
+        )
         steps = 0
 
         def on_epoch(record: EpochRecord) -> None:
             nonlocal steps
             steps += 1
-            self.events.put("epoch", trial=trial.number, epoch=steps, score=record.score,
-                            seconds=record.seconds, epochs=config.epochs)
+            self.events.put(
+                "epoch",
+                trial=trial.number,
+                epoch=steps,
+                score=record.score,
+                seconds=record.seconds,
+                epochs=config.epochs,
+            )
             if record.score is not None:
                 trial.report(float(record.score), steps)
                 if trial.should_prune():
@@ -148,9 +164,14 @@ class TrialLoop:
                 raise stop_run("timeout")
 
         try:
-            run_id, result = train(self.dataset, config, store=self.store,
-                                   device=self.job.slot.device, on_epoch=on_epoch,
-                                   cache=self.cache)
+            run_id, result = train(
+                self.dataset,
+                config,
+                store=self.store,
+                device=self.job.slot.device,
+                on_epoch=on_epoch,
+                cache=self.cache,
+            )
         except MlselError as exc:
             run_id, result = None, RunResult(status="failed", error=str(exc))
         except Exception as exc:  # a trial's crash must not end the search
@@ -160,9 +181,17 @@ class TrialLoop:
         self.last_result = result
         if result.status == "completed" and result.wall_seconds and modelled:
             self.slowdowns.append(float(result.wall_seconds) / modelled)
-        self.events.put("trial_end", trial=trial.number, status=result.status, score=result.score,
-                        run_id=run_id, seconds=result.wall_seconds, warm=warm,
-                        config=config.to_dict(), error=result.error)
+        self.events.put(
+            "trial_end",
+            trial=trial.number,
+            status=result.status,
+            score=result.score,
+            run_id=run_id,
+            seconds=result.wall_seconds,
+            warm=warm,
+            config=config.to_dict(),
+            error=result.error,
+        )
         return True
 
     def _tell(self, trial: Any, run_id: str | None, result: RunResult) -> None:

@@ -163,8 +163,12 @@ def run_worker(job: WorkerJob, queue: Any, stop: Any, go: Any, tickets: Any) -> 
         from mlsel.metalearn.search.trial import TrialLoop
 
         loop = TrialLoop(job, events, stop)
-        events.put("worker_start", device=job.slot.device, pid=os.getpid(),
-                   cuda_visible=job.slot.cuda_visible)
+        events.put(
+            "worker_start",
+            device=job.slot.device,
+            pid=os.getpid(),
+            cuda_visible=job.slot.cuda_visible,
+        )
         if not _wait_for_go(go, stop):
             return
         loop.load_setup()
@@ -183,8 +187,13 @@ def run_worker(job: WorkerJob, queue: Any, stop: Any, go: Any, tickets: Any) -> 
             if ran:
                 skips = 0
                 last = loop.last_result
-                if (job.target is not None and last is not None and last.status == "completed"
-                        and last.score is not None and last.score >= job.target):
+                if (
+                    job.target is not None
+                    and last is not None
+                    and last.status == "completed"
+                    and last.score is not None
+                    and last.score >= job.target
+                ):
                     stop.set()  # at once, before the main process hears of it
                 continue
             _give_back(tickets)

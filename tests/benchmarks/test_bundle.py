@@ -53,8 +53,11 @@ def test_a_task_is_written_as_recorded_and_deterministically(tmp_path) -> None:
 
 def test_corruptions_change_the_pixels_as_named(tmp_path) -> None:
     plain = _pixels(build_task(TaskSpec("mnist", "subset", 2, 5, seed=1), tmp_path) / "val")
-    for family, params in (("contrast", {"factor": 0.3}), ("tint", {"colour": "orange"}),
-                           ("noise", {"sigma": 60})):
+    for family, params in (
+        ("contrast", {"factor": 0.3}),
+        ("tint", {"colour": "orange"}),
+        ("noise", {"sigma": 60}),
+    ):
         spec = TaskSpec("mnist", family, 2, 5, params, seed=1)
         images = _pixels(build_task(spec, tmp_path) / "val")
         if family == "contrast":  # same images, a third of the spread
@@ -101,14 +104,12 @@ def test_the_harness_logs_bundled_runs_and_resumes(tmp_path) -> None:
     home, tasks = tmp_path / "home", tmp_path / "tasks"
     cheap = tuple(c for c in GRID if c.arch == "small_cnn")[:2]
     lines: list[str] = []
-    counts = run_corpus(home, tasks, limit_tasks=1, configs=cheap, device="cpu",
-                        say=lines.append)
+    counts = run_corpus(home, tasks, limit_tasks=1, configs=cheap, device="cpu", say=lines.append)
     assert counts == {"completed": 2} and len(lines) == 2
     store = Store.open(home)
     runs = store.runs_frame()
     assert runs.height == 2 and set(runs["source"]) == {"bundled"}
     assert len(done_pairs(store)) == 2
     assert store.datasets_frame()["name"].to_list() == [corpus_tasks()[0].name]
-    again = run_corpus(home, tasks, limit_tasks=1, configs=cheap, device="cpu",
-                       say=lines.append)
+    again = run_corpus(home, tasks, limit_tasks=1, configs=cheap, device="cpu", say=lines.append)
     assert again == {} and Store.open(home).runs_frame().height == 2

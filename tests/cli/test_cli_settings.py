@@ -22,9 +22,11 @@ def test_settings_list_set_and_reject(mlsel_home) -> None:
     assert result.exit_code == 0
     store = Store.open(mlsel_home)
     assert store.get_setting("refit_every") == 50 and store.get_setting("bundled") is False
-    for args, message in ((["refit_every", "soon"], "whole number"),
-                          (["bundled", "maybe"], "true or false"),
-                          (["colour", "red"], "Unknown setting"),
-                          (["refit_every"], "Give a value")):
+    for args, message in (
+        (["refit_every", "soon"], "whole number"),
+        (["bundled", "maybe"], "true or false"),
+        (["colour", "red"], "Unknown setting"),
+        (["refit_every"], "Give a value"),
+    ):
         result = runner.invoke(app, ["store", "set", *args])
         assert result.exit_code == 2 and message in result.output, result.output

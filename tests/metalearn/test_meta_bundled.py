@@ -29,9 +29,7 @@ def export_file(tmp_path: Path) -> Path:
     return path
 
 
-def test_a_new_store_is_seeded_once_and_gets_a_ranker(
-    mlsel_home, export_file, monkeypatch
-) -> None:
+def test_a_new_store_is_seeded_once_and_gets_a_ranker(mlsel_home, export_file, monkeypatch) -> None:
     monkeypatch.delenv("MLSEL_NO_BUNDLED", raising=False)  # tests leave it out by default
     store = Store.open(mlsel_home)
     lines: list[str] = []
@@ -70,6 +68,16 @@ def test_cli_suggest_on_a_fresh_home_uses_the_bundled_ranker(
     assert result.exit_code == 0, result.output
     assert "Seeding a new store" in result.output, result.output
     assert "scored by ranker" in result.output, result.output
-    result = CliRunner().invoke(app, ["--no-bundled", "--home", str(mlsel_home.parent / "bare"),
-                                      "suggest", str(data), "--top", "2"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "--no-bundled",
+            "--home",
+            str(mlsel_home.parent / "bare"),
+            "suggest",
+            str(data),
+            "--top",
+            "2",
+        ],
+    )
     assert result.exit_code == 0 and "scored by rules" in result.output

@@ -15,14 +15,16 @@ from mlsel.metalearn.synthetic import synthetic_frame
 
 
 def _profile() -> DatasetProfile:
-    return DatasetProfile("fp1", "classify", {"images_per_class_min": 12.0, "n_classes": 3.0},
-                          "t", name="tiny")
+    return DatasetProfile(
+        "fp1", "classify", {"images_per_class_min": 12.0, "n_classes": 3.0}, "t", name="tiny"
+    )
 
 
 def test_candidate_frame_round_trips_configs() -> None:
-    configs = [Config(backend="torchvision", arch="efficientnet_lite0", lr=3e-4,
-                      extra=(("mixup", 0.2),)),
-               Config(backend="torchvision", arch="small_cnn", pretrained=None, finetune="full")]
+    configs = [
+        Config(backend="torchvision", arch="efficientnet_lite0", lr=3e-4, extra=(("mixup", 0.2),)),
+        Config(backend="torchvision", arch="small_cnn", pretrained=None, finetune="full"),
+    ]
     frame = candidate_frame(_profile(), configs)
     assert configs_from_frame(frame) == configs
     assert frame["feat_images_per_class_min"].to_list() == [12.0, 12.0]

@@ -29,8 +29,15 @@ def test_ranker_beats_random_when_winner_depends_on_a_meta_feature() -> None:
     def ranker(train, test):
         return RankerModel(n_estimators=80).fit(train).predict(test)
 
-    ev = evaluate(frame, scorers={"ranker": ranker, "best-on-average": portfolio_scorer,
-                                  "nearest-dataset": nearest_scorer}, max_folds=8)
+    ev = evaluate(
+        frame,
+        scorers={
+            "ranker": ranker,
+            "best-on-average": portfolio_scorer,
+            "nearest-dataset": nearest_scorer,
+        },
+        max_folds=8,
+    )
     s = ev.summary
     assert ev.n_datasets == 16 and ev.folds == 8
     assert s["ranker"]["regret@1"] < 0.5 * s["random"]["regret@1"]

@@ -18,8 +18,13 @@ from mlsel.metalearn.synthetic import synthetic_runs
 # the package re-exports the function `refit`, which shadows the submodule
 refit_module = importlib.import_module("mlsel.metalearn.refit")
 
-FEW = DatasetProfile("userfp", "classify", {"images_per_class_min": 12.0, "n_train": 120.0,
-                                            "n_classes": 10.0}, "t", name="mine")
+FEW = DatasetProfile(
+    "userfp",
+    "classify",
+    {"images_per_class_min": 12.0, "n_train": 120.0, "n_classes": 10.0},
+    "t",
+    name="mine",
+)
 
 
 def _fill(store: Store, n: int = 6) -> None:

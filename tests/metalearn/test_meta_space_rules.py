@@ -10,8 +10,9 @@ from mlsel.metalearn.rules import RulesRanker
 from mlsel.metalearn.space import ARCHITECTURES, CandidateSpace, available
 
 FEW = DatasetProfile("fp", "classify", {"images_per_class_min": 12.0, "n_train": 60.0}, "t")
-MANY = DatasetProfile("fp2", "classify", {"images_per_class_min": 900.0,
-                                         "images_per_class_median": 1000.0}, "t")
+MANY = DatasetProfile(
+    "fp2", "classify", {"images_per_class_min": 900.0, "images_per_class_median": 1000.0}, "t"
+)
 
 
 def test_every_architecture_has_a_card() -> None:
@@ -24,8 +25,16 @@ def test_every_architecture_has_a_card() -> None:
 def test_enqueued_params_reproduce_the_config() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = CandidateSpace()
-    config = Config(backend="torchvision", arch="efficientnet_lite0", lr=3e-4, batch_size=16,
-                    epochs=7, augment="strong", min_per_class=50, seed=3)
+    config = Config(
+        backend="torchvision",
+        arch="efficientnet_lite0",
+        lr=3e-4,
+        batch_size=16,
+        epochs=7,
+        augment="strong",
+        min_per_class=50,
+        seed=3,
+    )
     study = optuna.create_study(direction="maximize")
     study.enqueue_trial(config.to_params())
     trial = study.ask()

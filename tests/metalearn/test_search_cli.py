@@ -28,7 +28,8 @@ def digits_and_profile(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.mark.slow
 def test_run_warm_starts_with_the_suggestions_holds_its_budget_and_exports_the_best(
-        digits_and_profile, mlsel_home: Path, tmp_path: Path):
+    digits_and_profile, mlsel_home: Path, tmp_path: Path
+):
     from mlsel.metalearn.suggest import suggest
     from mlsel.profilers import read_dataset
 
@@ -36,16 +37,38 @@ def test_run_warm_starts_with_the_suggestions_holds_its_budget_and_exports_the_b
     store = Store.open(mlsel_home)
     store.save_profile(profile)
     picks = suggest(read_dataset(digits), store=store, top=50, budget_s=20, device="cpu")
-    expected = [s.config.with_(epochs=2, image_size=16) for s in picks.suggestions
-                if s.config.arch == "small_cnn"][:2]
+    expected = [
+        s.config.with_(epochs=2, image_size=16)
+        for s in picks.suggestions
+        if s.config.arch == "small_cnn"
+    ][:2]
     assert expected, "the rules suggest small_cnn for tiny 8x8 digits"
     out = tmp_path / "best"
     budget = 30
     start = time.time()
-    result = CliRunner().invoke(app, [
-        "run", str(digits), "--budget", f"{budget}s", "--gpus", "cpu", "--model", "small_cnn",
-        "--epochs", "2", "--image-size", "16", "--top-k", "2", "--output", str(out),
-        "--no-refit", "--json"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            str(digits),
+            "--budget",
+            f"{budget}s",
+            "--gpus",
+            "cpu",
+            "--model",
+            "small_cnn",
+            "--epochs",
+            "2",
+            "--image-size",
+            "16",
+            "--top-k",
+            "2",
+            "--output",
+            str(out),
+            "--no-refit",
+            "--json",
+        ],
+    )
     elapsed = time.time() - start
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)

@@ -35,16 +35,19 @@ def _score(config: Config, epoch: int) -> float:
     return round(quality * math.sqrt(epoch / config.epochs), 6)
 
 
-def train(dataset, config, *, store=None, device="auto", on_epoch=None, cache=None,
-          source="local"):
+def train(dataset, config, *, store=None, device="auto", on_epoch=None, cache=None, source="local"):
     """Sleeps FAKE_EPOCH_S per epoch; logs the run and each epoch like the real trainer."""
     start = time.time()
     run_id = store.start_run(dataset.fingerprint, config, hardware={"device": device})
     curve, status = [], "completed"
     for epoch in range(1, config.epochs + 1):
         time.sleep(float(os.environ.get("FAKE_EPOCH_S", "0.02")))
-        record = EpochRecord(epoch=epoch, train_loss=1.0 / epoch, score=_score(config, epoch),
-                             seconds=time.time() - start)
+        record = EpochRecord(
+            epoch=epoch,
+            train_loss=1.0 / epoch,
+            score=_score(config, epoch),
+            seconds=time.time() - start,
+        )
         store.log_epoch(run_id, record)
         curve.append(record)
         try:
@@ -53,8 +56,9 @@ def train(dataset, config, *, store=None, device="auto", on_epoch=None, cache=No
         except StopRun as stop:
             status = stop.status
             break
-    result = RunResult(status=status, score=curve[-1].score, curve=tuple(curve),
-                       wall_seconds=time.time() - start)
+    result = RunResult(
+        status=status, score=curve[-1].score, curve=tuple(curve), wall_seconds=time.time() - start
+    )
     store.finish_run(run_id, result)
     return run_id, result
 
@@ -83,11 +87,20 @@ def digits(digits_and_profile, mlsel_home: Path) -> Path:
 def _settings(**changes) -> SearchSettings:
     from mlsel.metalearn.space import CandidateSpace
 
-    space = CandidateSpace(architectures={"small_cnn": ("torchvision", "classify")},
-                           epochs=(2, 4))
-    base = dict(budget_s=60, gpus="cpu", sampler="random", pruner="none", warm_start=False,
-                output=None, refit=False, space=space, fixed={"image_size": 32},
-                trainer=__name__, seed=0)
+    space = CandidateSpace(architectures={"small_cnn": ("torchvision", "classify")}, epochs=(2, 4))
+    base = dict(
+        budget_s=60,
+        gpus="cpu",
+        sampler="random",
+        pruner="none",
+        warm_start=False,
+        output=None,
+        refit=False,
+        space=space,
+        fixed={"image_size": 32},
+        trainer=__name__,
+        seed=0,
+    )
     return SearchSettings(**{**base, **changes})
 
 
@@ -113,7 +126,10 @@ def test_budget_instants_are_ordered_and_tolerance_is_5_percent_or_30s():
 def test_parse_gpus_pins_one_gpu_per_worker_and_rejects_missing_ones():
     slots, note = parse_gpus("all", available=["0", "1", "2"])
     assert [(s.label, s.device, s.cuda_visible) for s in slots] == [
-        ("cuda:0", "cuda:0", "0"), ("cuda:1", "cuda:0", "1"), ("cuda:2", "cuda:0", "2")]
+        ("cuda:0", "cuda:0", "0"),
+        ("cuda:1", "cuda:0", "1"),
+        ("cuda:2", "cuda:0", "2"),
+    ]
     assert note == ""
     assert [s.cuda_visible for s in parse_gpus("0,2", available=["4", "5", "6"])[0]] == ["4", "6"]
     assert len(parse_gpus("2", available=["0", "1", "2"])[0]) == 2
@@ -129,12 +145,26 @@ def test_parse_gpus_pins_one_gpu_per_worker_and_rejects_missing_ones():
 def test_progress_keeps_the_best_completed_score_over_a_stopped_ones():
     progress = SearchProgress(started_at=0.0)
     cfg = {"arch": "small_cnn", "epochs": 3}
-    for trial, status, score in ((0, "pruned", 0.9), (1, "completed", 0.5), (2, "timeout", 0.95),
-                                 (3, "completed", 0.7)):
-        progress.update({"kind": "trial_start", "worker": "cpu", "time": 1.0, "trial": trial,
-                         "config": cfg})
-        progress.update({"kind": "trial_end", "worker": "cpu", "time": 2.0 + trial,
-                         "trial": trial, "status": status, "score": score, "config": cfg})
+    for trial, status, score in (
+        (0, "pruned", 0.9),
+        (1, "completed", 0.5),
+        (2, "timeout", 0.95),
+        (3, "completed", 0.7),
+    ):
+        progress.update(
+            {"kind": "trial_start", "worker": "cpu", "time": 1.0, "trial": trial, "config": cfg}
+        )
+        progress.update(
+            {
+                "kind": "trial_end",
+                "worker": "cpu",
+                "time": 2.0 + trial,
+                "trial": trial,
+                "status": status,
+                "score": score,
+                "config": cfg,
+            }
+        )
     assert (progress.best_trial, progress.best_score) == (3, 0.7)
     assert progress.history == [(3.0, 0.5), (5.0, 0.7)]
     assert progress.statuses == {"completed": 2, "pruned": 1, "timeout": 1}
@@ -161,8 +191,10 @@ def test_leaderboard_shows_a_pruned_trial_with_its_run_score_not_its_last_epoch(
             trial.set_user_attr("score", max(epochs))
             study.tell(trial, state=state)
     rows = leaderboard(study)
-    assert [(r.trial, r.status, r.score) for r in rows] == [(1, "completed", 0.5),
-                                                           (0, "pruned", 0.6)]
+    assert [(r.trial, r.status, r.score) for r in rows] == [
+        (1, "completed", 0.5),
+        (0, "pruned", 0.6),
+    ]
 
 
 # -- the search, in worker processes -------------------------------------------------------
@@ -187,8 +219,9 @@ def test_two_workers_log_concurrently_without_loss(digits: Path, mlsel_home: Pat
 def test_budget_holds_and_running_trials_stop_as_timeout(digits, mlsel_home, monkeypatch):
     monkeypatch.setenv("FAKE_EPOCH_S", "2.5")  # 10 epochs: 25 s, twice the budget
     start = time.time()
-    report = run_search(digits, _settings(budget_s=12, fixed={"epochs": 10, "image_size": 32}),
-                        started=start)
+    report = run_search(
+        digits, _settings(budget_s=12, fixed={"epochs": 10, "image_size": 32}), started=start
+    )
     elapsed = time.time() - start
     assert elapsed <= 12 + 5.0, elapsed  # promised: 30 s; a loaded 2-core box needs slack
     assert report.stop_reason == "budget spent"
@@ -229,12 +262,20 @@ def test_pruner_stops_a_trial_worse_than_the_first_at_the_first_rung(digits, mls
     fingerprint = read_dataset(digits).fingerprint
     folder = study_module.search_dir(mlsel_home, fingerprint, "prune")
     study = study_module.open_study(folder, create=True)
-    good = Config("torchvision", "small_cnn", pretrained=None, finetune="full", lr=3e-3,
-                  epochs=4, image_size=32)
+    good = Config(
+        "torchvision",
+        "small_cnn",
+        pretrained=None,
+        finetune="full",
+        lr=3e-3,
+        epochs=4,
+        image_size=32,
+    )
     for config in (good, good.with_(lr=1e-5), good.with_(lr=0.09)):
         study.enqueue_trial(config.to_params())
-    report = run_search(digits, _settings(max_trials=3, name="prune", resume=True,
-                                          pruner="halving"))
+    report = run_search(
+        digits, _settings(max_trials=3, name="prune", resume=True, pruner="halving")
+    )
     by_trial = {r.trial: r for r in report.rows}
     assert by_trial[0].status == "completed"
     assert by_trial[1].status == "pruned" and by_trial[2].status == "pruned"

@@ -10,8 +10,12 @@ import pytest
 from PIL import Image
 
 
-def save_image(path: Path, value: int | tuple[int, int, int] | np.ndarray, size: int = 16,
-               fmt: str | None = None) -> Path:
+def save_image(
+    path: Path,
+    value: int | tuple[int, int, int] | np.ndarray,
+    size: int = 16,
+    fmt: str | None = None,
+) -> Path:
     """Write a constant image (grey int or RGB tuple) or an array as an image file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(value, np.ndarray):

@@ -13,13 +13,15 @@ from mlsel.cli.app import app
 def test_sample_then_profile_json_and_card(tmp_path: Path) -> None:
     runner = CliRunner()
     data = tmp_path / "digits"
-    result = runner.invoke(app, ["sample", "digits", str(data), "--classes", "3",
-                                 "--per-class", "5"])
+    result = runner.invoke(
+        app, ["sample", "digits", str(data), "--classes", "3", "--per-class", "5"]
+    )
     assert result.exit_code == 0, result.output
     assert "wrote 15 images" in result.output
     card = tmp_path / "card.md"
-    result = runner.invoke(app, ["profile", str(data), "--json", "--no-landmarkers",
-                                 "--card", str(card)])
+    result = runner.invoke(
+        app, ["profile", str(data), "--json", "--no-landmarkers", "--card", str(card)]
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["layout"] == "class-folders" and payload["classes"] == ["0", "1", "2"]
@@ -31,8 +33,12 @@ def test_sample_then_profile_json_and_card(tmp_path: Path) -> None:
 def test_profile_tables_and_warnings(tmp_path: Path) -> None:
     runner = CliRunner()
     data = tmp_path / "shapes"
-    assert runner.invoke(app, ["sample", "shapes", str(data), "--classes", "2",
-                               "--per-class", "3"]).exit_code == 0
+    assert (
+        runner.invoke(
+            app, ["sample", "shapes", str(data), "--classes", "2", "--per-class", "3"]
+        ).exit_code
+        == 0
+    )
     (data / "circle" / "bad.png").write_bytes(b"nope")
     result = runner.invoke(app, ["profile", str(data), "--no-landmarkers"])
     assert result.exit_code == 0, result.output

@@ -55,11 +55,15 @@ def test_folds_are_stratified_kfolds(seed: int, k: int, n: int, d: int) -> None:
 LEARNERS = {
     "majority": (learners.majority, lambda seed: DummyClassifier(strategy="most_frequent")),
     "1-NN": (learners.nearest_neighbour, lambda seed: KNeighborsClassifier(n_neighbors=1)),
-    "LDA": (learners.shrunk_lda,
-            lambda seed: LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")),
+    "LDA": (
+        learners.shrunk_lda,
+        lambda seed: LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto"),
+    ),
     "naive Bayes": (learners.gaussian_nb, lambda seed: GaussianNB()),
-    "ridge probe": (learners.ridge_probe,
-                    lambda seed: make_pipeline(StandardScaler(), RidgeClassifier(alpha=10.0))),
+    "ridge probe": (
+        learners.ridge_probe,
+        lambda seed: make_pipeline(StandardScaler(), RidgeClassifier(alpha=10.0)),
+    ),
 }
 
 
@@ -101,7 +105,8 @@ def test_stump_equals_scikit_learn_when_one_split_is_best() -> None:
     x[:, 7] += 6.0 * (y == 2)  # one feature sets class 2 apart, by a wide margin
     tree = DecisionTreeClassifier(max_depth=1, random_state=0)
     assert learners.cv_accuracy(learners.stump, x, y, 0) == pytest.approx(
-        _sklearn_cv(tree, x, y, 0), abs=1e-12)
+        _sklearn_cv(tree, x, y, 0), abs=1e-12
+    )
     assert (learners.stump(x, y, x) == tree.fit(x, y).predict(x)).all()
 
 
@@ -129,6 +134,7 @@ def test_normalized_mutual_info_equals_scikit_learn(seed: int) -> None:
     truth = np.array(["cat", "dog", "eel"])[rng.integers(0, 3, 50)]
     guess = rng.integers(0, 5 + seed, 50)
     assert learners.normalized_mutual_info(truth, guess) == pytest.approx(
-        normalized_mutual_info_score(truth, guess), abs=1e-12)
+        normalized_mutual_info_score(truth, guess), abs=1e-12
+    )
     assert learners.normalized_mutual_info(truth, truth) == pytest.approx(1.0)
     assert learners.normalized_mutual_info(np.zeros(5), np.zeros(5)) == 1.0

