@@ -12,7 +12,7 @@ export YOLO_OFFLINE      ?= 1
 export YOLO_AUTOINSTALL  ?= false
 export YOLO_VERBOSE      ?= false
 
-.PHONY: demo test install system-packages lint bench clean
+.PHONY: demo test install system-packages lint typecheck-links bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,7 +40,7 @@ system-packages:
 	  fi; \
 	fi
 
-test: install
+test: lint
 	$(BIN)/pytest -q -p no:cacheprovider
 
 # The main job on a built-in sample, CPU only: 400 real digits -> suggestions -> a
@@ -53,8 +53,19 @@ demo: install
 	  --output $(DEMO)/mlsel-best
 	$(BIN)/mlsel --home $(DEMO)/home runs --limit 10
 
-lint: install
+# mypy resolves mlsel.* through links that mirror the installed layout
+# (build/typecheck/mlsel/<package> -> <package>/); pyproject.toml points mypy at them.
+PACKAGES  := kernel experiment_store profilers trainers metalearn cli data_cards
+TYPECHECK := build/typecheck/mlsel
+
+typecheck-links:
+	@mkdir -p $(TYPECHECK)
+	@for p in $(PACKAGES); do ln -sfn ../../../$$p $(TYPECHECK)/$$p; done
+
+lint: install typecheck-links
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 bench: install
 	$(BIN)/python benchmarks/store_bench.py

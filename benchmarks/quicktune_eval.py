@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CSV = ROOT.parent / "shared" / "data" / "quicktune-micro-runs-00.csv"
@@ -52,13 +53,14 @@ def evaluate_csv(csv: Path) -> dict:
 
 def _fill(store, csv: Path, n_runs: int) -> None:
     from mlsel.experiment_store import TrackerMapping
-    from mlsel.experiment_store.records import DatasetProfile
+    from mlsel.kernel.records import DatasetProfile
 
     with tempfile.TemporaryDirectory() as tmp:
         base = Store_open(tmp)
         base.import_tracker_csv(csv, TrackerMapping())
         records = base.list_runs()
-    rows, copy = [], 0
+    rows: list[tuple[str, Any, Any]] = []
+    copy = 0
     while len(rows) < n_runs:
         fp = f"latency{copy:03d}"
         store.save_profile(

@@ -24,10 +24,11 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from mlsel.experiment_store import Config, DatasetProfile, EpochRecord, RunResult, Store
+from mlsel.experiment_store import Store
 from mlsel.experiment_store._codec import EPOCH_COLUMNS, RUN_COLUMNS, epoch_rows, run_row, utcnow
 from mlsel.experiment_store._schema import migrate
 from mlsel.experiment_store._tables import insert_rows
+from mlsel.kernel import Config, DatasetProfile, EpochRecord, RunResult
 
 ARCHS = [
     "resnet18",

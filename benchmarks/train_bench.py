@@ -38,8 +38,8 @@ def reference_run(
     from torch.utils.data import DataLoader
     from torchvision import datasets, transforms
 
+    from mlsel.kernel.backbones import NORMALISATION, load_efficientnet_lite0
     from mlsel.profilers import read_dataset
-    from mlsel.trainers.offline import NORMALISATION, load_efficientnet_lite0
 
     mean, std = NORMALISATION["efficientnet_lite0"]
     tf = transforms.Compose(
@@ -128,7 +128,7 @@ def main() -> None:
 
     import torch
 
-    from mlsel.experiment_store.records import Config
+    from mlsel.kernel.records import Config
     from mlsel.profilers import write_sample
 
     root = write_sample("mnist", Path(tempfile.mkdtemp()) / "mnist", per_class=args.per_class)

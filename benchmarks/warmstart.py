@@ -46,7 +46,6 @@ def run_arm(
     bundled: bool,
     epochs: int,
     size: int,
-    trainer: str = "mlsel.trainers",
 ) -> dict:
     """One search in a fresh home (the task's profile pre-stored, so profiling is not
     timed); returns its finished trials and best-so-far curve."""
@@ -77,7 +76,6 @@ def run_arm(
             refit=False,
             space=_space(),
             fixed={"epochs": epochs, "image_size": size},
-            trainer=trainer,
         )
         report = run_search(task_dir, settings, home=home)
     return {
@@ -183,9 +181,6 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=28)
     parser.add_argument("--gpus", default="cpu")
     parser.add_argument(
-        "--trainer", default="mlsel.trainers", help="module with train, StopRun, TensorCache"
-    )
-    parser.add_argument(
         "--bundled",
         action="store_true",
         help="warm start from the bundled experience too (default: rules only)",
@@ -196,8 +191,6 @@ def main() -> None:
     data = _prepare(args.tasks, Path(tempfile.gettempdir()) / "mlsel-bench-data", args.per_class)
     results = []
     started = time.time()
-    import torch  # noqa: F401  (the profiler must not fork after DuckDB started; see report)
-
     from mlsel.profilers import read_dataset
     from mlsel.profilers.profile import profile_dataset
 
@@ -216,7 +209,6 @@ def main() -> None:
                     args.bundled,
                     args.epochs,
                     args.image_size,
-                    args.trainer,
                 )
                 print(
                     f"{task} seed {seed} {arm}: final {by_arm[arm]['final']:.3f} after "

@@ -12,7 +12,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from mlsel.experiment_store.errors import ConfigError
+from mlsel.kernel.errors import ConfigError
 
 __all__ = [
     "AppState",
@@ -41,7 +41,7 @@ def state(ctx: typer.Context) -> AppState:
     """The :class:`AppState` of the running command."""
     root = ctx.find_root()
     if not isinstance(root.obj, AppState):  # a command invoked without the root app
-        from mlsel.experiment_store.home import resolve_home
+        from mlsel.kernel.home import resolve_home
 
         root.obj = AppState(home=resolve_home(None))
     return root.obj

@@ -19,7 +19,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from mlsel.cli import _common
-from mlsel.experiment_store.errors import MlselError
+from mlsel.kernel.errors import MlselError
 
 __all__ = ["app", "main"]
 
@@ -117,7 +117,7 @@ def _root(
     ] = False,
 ) -> None:
     """mlsel profiles your dataset, recommends models from logged experience, and trains them."""
-    from mlsel.experiment_store.home import resolve_home
+    from mlsel.kernel.home import resolve_home
 
     ctx.obj = _common.AppState(home=resolve_home(home), debug=debug, no_bundled=no_bundled)
 

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mlsel.cli._common import console, err_console, print_json, state
 
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+    from mlsel.kernel.dataset import Dataset
+    from mlsel.kernel.records import DatasetProfile
+
 __all__ = ["profile_command", "register"]
 
 
-def _progress_bar():  # noqa: ANN202
+def _progress_bar() -> tuple[Progress, Callable[[str, int, int], None]]:
     """A Rich progress bar on stderr and the ``progress(stage, done, total)`` feeding it."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -24,7 +31,7 @@ def _progress_bar():  # noqa: ANN202
         console=err_console,
         transient=True,
     )
-    tasks: dict[str, int] = {}
+    tasks: dict[str, TaskID] = {}
 
     def update(stage: str, done: int, total: int) -> None:
         if stage not in tasks:
@@ -34,7 +41,7 @@ def _progress_bar():  # noqa: ANN202
     return bar, update
 
 
-def _render(dataset, profile) -> None:  # noqa: ANN001
+def _render(dataset: Dataset, profile: DatasetProfile) -> None:
     from rich.table import Table
 
     from mlsel.profilers.datacard import format_value

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from mlsel.cli._common import (
     console,
@@ -17,34 +18,46 @@ from mlsel.cli._common import (
     print_json,
     state,
 )
-from mlsel.experiment_store.errors import ConfigError
+from mlsel.kernel.errors import ConfigError
 
 if TYPE_CHECKING:
-    from mlsel.metalearn.search import SearchProgress, SearchReport
+    from mlsel.metalearn.search import Budget, SearchEvent, SearchProgress, SearchReport
+    from mlsel.metalearn.space import CandidateSpace
 
 __all__ = ["register", "run_command"]
 
-_STYLE = {"completed": "green", "pruned": "yellow", "timeout": "yellow", "failed": "red"}
+# Run statuses in the user's terminal; any other status is shown unstyled.
+_STYLE = {
+    "completed": "green",
+    "pruned": "yellow",
+    "timeout": "yellow",
+    "failed": "red",
+    "interrupted": "red",
+}
 
 
 def _fmt(score: float | None) -> str:
     return "-" if score is None else f"{score:.4f}"
 
 
-def _live_view(progress: SearchProgress, budget_s: float) -> Table:
+def _status(status: str) -> Text:
+    return Text(status, style=_STYLE.get(status, ""))
+
+
+def _live_view(progress: SearchProgress, budget: Budget) -> Table:
     """Workers and their trials, counts, best so far and time left."""
-    elapsed = time.time() - progress.started_at
+    elapsed = budget.elapsed()
     counts = ", ".join(f"{n} {s}" for s, n in sorted(progress.statuses.items())) or "none yet"
-    best = (
-        f"{_fmt(progress.best_score)} (trial {progress.best_trial}, "
-        f"{(progress.best_config or {}).get('arch', '?')})"
-        if progress.best_score is not None
-        else "-"
-    )
+    best = "-"
+    if progress.best_score is not None:
+        arch = progress.best_config.arch if progress.best_config else "?"
+        best = f"{_fmt(progress.best_score)} (trial {progress.best_trial}, {arch})"
     table = Table(
-        title=f"mlsel run  |  {elapsed:,.0f} s of {budget_s:,.0f} s, "
-        f"{max(0.0, budget_s - elapsed):,.0f} s left  |  best {best}",
-        caption=f"trials finished: {counts}; skipped (won't fit): {progress.skipped}",
+        title=Text(
+            f"mlsel run  |  {elapsed:,.0f} s of {budget.total_s:,.0f} s, "
+            f"{max(0.0, budget.total_s - elapsed):,.0f} s left  |  best {best}"
+        ),
+        caption=Text(f"trials finished: {counts}; skipped (won't fit): {progress.skipped}"),
         expand=False,
     )
     for column in ("worker", "trial", "model", "epoch", "score", "state"):
@@ -52,21 +65,21 @@ def _live_view(progress: SearchProgress, budget_s: float) -> Table:
     for w in progress.workers.values():
         busy = w.trial is not None
         table.add_row(
-            w.label,
+            Text(w.label),
             str(w.trial) if busy else "-",
-            w.arch if busy else "-",
+            Text(w.arch if busy else "-"),
             f"{w.epoch}/{w.epochs}" if busy else "-",
             _fmt(w.score) if busy else "-",
-            "training" if busy else (w.done or "starting"),
+            Text("training" if busy else (w.done or "starting")),
         )
     for line in progress.logs:
-        table.add_row("", "", "", "", "", f"[dim]{line[:100]}[/]")
+        table.add_row("", "", "", "", "", Text(line[:100], style="dim"))
     return table
 
 
 def _leaderboard(report: SearchReport, top: int) -> Table:
     """Best first; fits 80 columns (the run id sits under the model, in grey)."""
-    table = Table(title=f"Leaderboard: {report.dataset_name} (search {report.name})")
+    table = Table(title=Text(f"Leaderboard: {report.dataset_name} (search {report.name})"))
     table.add_column("trial", no_wrap=True)
     table.add_column("status", no_wrap=True)
     table.add_column("score", justify="right", no_wrap=True)
@@ -75,24 +88,25 @@ def _leaderboard(report: SearchReport, top: int) -> Table:
     table.add_column("time", justify="right", no_wrap=True)
     for row in report.rows[:top]:
         c = row.config
-        status = f"[{_STYLE.get(row.status, '')}]{row.status}[/]"
         training = (
             f"{c.get('pretrained') or 'scratch'} {c.get('finetune', '')}, "
             f"lr {c['lr']:.0e}, batch {c['batch_size']}, {c['epochs']} ep, "
             f"{c['image_size']} px"
         )
+        model = Text(c["arch"])
+        model.append(f"\n{(row.run_id or '-')[:8]}", style="dim")
         table.add_row(
             f"{row.trial}{' warm' if row.warm else ''}",
-            status,
+            _status(row.status),
             _fmt(row.score),
-            f"{c['arch']}\n[dim]{(row.run_id or '-')[:8]}[/]",
-            training,
+            model,
+            Text(training),
             "-" if row.seconds is None else f"{row.seconds:.0f} s",
         )
     return table
 
 
-def _space(models: list[str] | None) -> Any:
+def _space(models: list[str] | None) -> CandidateSpace | None:
     if not models:
         return None
     from mlsel.metalearn.space import ARCHITECTURES, CandidateSpace
@@ -106,26 +120,25 @@ def _space(models: list[str] | None) -> Any:
     return CandidateSpace(architectures={m: ARCHITECTURES[m] for m in models})
 
 
-def _print_event(progress: SearchProgress, event: dict[str, Any] | None) -> None:
+def _print_event(progress: SearchProgress, event: SearchEvent | None) -> None:
     """Without a terminal: one line per finished trial, skipped trial and worker message."""
-    if event is None:
-        return
-    if event["kind"] == "trial_end":
-        style = _STYLE.get(event["status"], "")
+    from mlsel.metalearn.search import TrialEnded, TrialSkipped, WorkerLog
+
+    if isinstance(event, TrialEnded):
+        line = Text(f"[{event.worker}] trial {event.trial} {event.config.arch}: ")
+        line.append_text(_status(event.status))
+        line.append(f" score {_fmt(event.score)}  (best {_fmt(progress.best_score)})")
+        console.print(line, highlight=False)
+    elif isinstance(event, TrialSkipped):
         console.print(
-            f"[{event['worker']}] trial {event['trial']} {event['config']['arch']}: "
-            f"[{style}]{event['status']}[/] score {_fmt(event['score'])}  "
-            f"(best {_fmt(progress.best_score)})",
+            Text(
+                f"[{event.worker}] trial {event.trial} {event.arch} skipped: predicted "
+                f"{event.predicted_seconds:.0f} s > {event.left:.0f} s left"
+            ),
             highlight=False,
         )
-    elif event["kind"] == "skip":
-        console.print(
-            f"[{event['worker']}] trial {event['trial']} {event['arch']} skipped: "
-            f"predicted {event['predicted_seconds']:.0f} s > {event['left']:.0f} s left",
-            highlight=False,
-        )
-    elif event["kind"] == "log" and event["level"] in ("WARNING", "ERROR", "CRITICAL"):
-        err_console.print(f"[{event['worker']}] {event['text']}", highlight=False)
+    elif isinstance(event, WorkerLog) and event.level in ("WARNING", "ERROR", "CRITICAL"):
+        err_console.print(Text(f"[{event.worker}] {event.text}"), highlight=False)
 
 
 def run_command(
@@ -228,10 +241,13 @@ def run_command(
     if console.is_terminal:
         from rich.live import Live
 
+        from mlsel.metalearn.search import Budget
+
+        budget_view = Budget.start(settings.budget_s, started)
         with Live(console=console, refresh_per_second=4, transient=False) as live:
 
-            def show(progress: SearchProgress, event: dict[str, Any] | None) -> None:
-                live.update(_live_view(progress, settings.budget_s))
+            def show(progress: SearchProgress, event: SearchEvent | None) -> None:
+                live.update(_live_view(progress, budget_view))
 
             report = run_search(dataset, settings, home=home, started=started, on_event=show)
     else:
@@ -242,28 +258,25 @@ def run_command(
 def _summary(report: SearchReport, top: int) -> None:
     for note in [report.device_note, *report.notes]:
         if note:
-            err_console.print(f"[yellow]note:[/] {note}", highlight=False)
+            err_console.print(Text("note: ", style="yellow") + Text(note), highlight=False)
     console.print(_leaderboard(report, top))
     p = report.progress
-    console.print(
+    lines = [
         f"stopped: {report.stop_reason} after {report.elapsed_s:.0f} s of "
         f"{report.budget_s:.0f} s on {', '.join(report.devices)}; "
-        f"{p.finished} trial(s) this run, {p.skipped} skipped as too long",
-        highlight=False,
-    )
+        f"{p.finished} trial(s) this run, {p.skipped} skipped as too long"
+    ]
     if report.best is not None:
         where = f", copied to {report.output}" if report.output else ""
-        console.print(
+        lines.append(
             f"best: trial {report.best.trial} {report.best.arch} "
-            f"score {_fmt(report.best.score)} (run {report.best.run_id}){where}",
-            highlight=False,
+            f"score {_fmt(report.best.score)} (run {report.best.run_id}){where}"
         )
     if report.refit:
-        console.print(report.refit, highlight=False)
-    console.print(
-        f"resume with: mlsel run {report.dataset_name} ... --resume --name {report.name}",
-        highlight=False,
-    )
+        lines.append(report.refit)
+    lines.append(f"resume with: mlsel run {report.dataset_name} ... --resume --name {report.name}")
+    for line in lines:
+        console.print(Text(line), highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from mlsel.cli._common import console, open_store, print_json
-from mlsel.experiment_store.errors import ConfigError
-from mlsel.experiment_store.records import RUN_SOURCES, RUN_STATUSES
+from mlsel.kernel.catalogue import RUN_SOURCES, RUN_STATUSES
+from mlsel.kernel.errors import ConfigError
 
 if TYPE_CHECKING:
-    from mlsel.experiment_store.records import RunRecord
+    from mlsel.kernel.records import RunRecord
 
 __all__ = ["register", "runs_command"]
 

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from mlsel.cli._common import console, open_store, print_json, state
-from mlsel.experiment_store.errors import ConfigError, StoreError
+from mlsel.kernel.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
     from mlsel.experiment_store import ImportReport

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from mlsel.cli._common import console, open_store, parse_duration, print_json, state
-from mlsel.experiment_store.errors import ConfigError
+from mlsel.kernel.errors import ConfigError
 
 __all__ = ["register", "suggest_command"]
 

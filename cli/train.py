@@ -10,7 +10,7 @@ import typer
 from mlsel.cli._common import console, print_json, state
 
 if TYPE_CHECKING:
-    from mlsel.experiment_store.records import Config, RunResult
+    from mlsel.kernel.records import Config, RunResult
 
 __all__ = ["register", "train_command"]
 
@@ -36,7 +36,7 @@ def _config(
     finetune: str | None,
     options: dict[str, Any],
 ) -> Config:
-    from mlsel.experiment_store.records import Config
+    from mlsel.kernel.records import Config
 
     backend = backend or ("ultralytics" if arch.startswith("yolo") else "torchvision")
     given = {k: v for k, v in options.items() if v is not None}

@@ -30,7 +30,7 @@ from mlsel.experiment_store._schema import (
     sniff_store_file,
     unreadable,
 )
-from mlsel.experiment_store.errors import StoreError
+from mlsel.kernel.errors import StoreError
 
 if TYPE_CHECKING:
     import duckdb

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from mlsel.experiment_store._schema import CONFIG_COLUMNS
-from mlsel.experiment_store.records import Config, EpochRecord, RunRecord, RunResult
+from mlsel.kernel.records import Config, EpochRecord, RunRecord, RunResult
 
 __all__ = [
     "EPOCH_COLUMNS",

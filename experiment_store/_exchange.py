@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlsel.experiment_store._schema import SCHEMA_VERSION
-from mlsel.experiment_store.errors import StoreError, StoreFormatError
+from mlsel.kernel.errors import StoreError, StoreFormatError
 
 if TYPE_CHECKING:
     import duckdb

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from mlsel.experiment_store._schema import CONFIG_COLUMNS, schema_version
 from mlsel.experiment_store._tables import dataset_filter
-from mlsel.experiment_store.records import FINISHED_STATUSES, Config
+from mlsel.kernel.catalogue import FINISHED_STATUSES
+from mlsel.kernel.records import Config
 
 if TYPE_CHECKING:
     import duckdb
@@ -35,6 +36,12 @@ _LATEST_FEATURES = """
     SELECT f.fingerprint AS dataset, f.feature, f.value
     FROM profile_features f JOIN latest USING (fingerprint, profiler_version)
 """
+
+
+def _polars(relation: duckdb.DuckDBPyRelation) -> pl.DataFrame:
+    """A DuckDB result as a Polars frame (DuckDB's stubs type ``pl()`` loosely)."""
+    frame: pl.DataFrame = relation.pl()
+    return frame
 
 
 def _config_columns(prefix: str) -> str:
@@ -73,7 +80,7 @@ def runs_frame(
         WHERE {where} AND (? IS NULL OR r.status = ?)
         ORDER BY r.started_at DESC NULLS LAST, r.run_id
     """
-    return con.sql(query, params=[*params, status, status]).pl()
+    return _polars(con.sql(query, params=[*params, status, status]))
 
 
 def training_frame(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
@@ -81,7 +88,7 @@ def training_frame(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     import polars as pl
 
     marks = ", ".join("?" for _ in FINISHED_STATUSES)
-    runs = con.sql(
+    runs: pl.DataFrame = con.sql(
         f"""
         SELECT r.run_id, r.dataset, d.name AS dataset_name, d.task, r.source, r.status,
             r.score, r.wall_seconds, r.seconds_per_epoch, r.peak_gpu_mb, r.peak_host_mb,
@@ -124,8 +131,9 @@ def training_frame(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
 
 def datasets_frame(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """One row a dataset with its number of runs."""
-    return con.sql(
-        """
+    return _polars(
+        con.sql(
+            """
         SELECT d.fingerprint, d.name, d.task, d.source, coalesce(n.n_runs, 0) AS n_runs,
             d.path, d.created_at
         FROM datasets d
@@ -133,7 +141,8 @@ def datasets_frame(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
             USING (fingerprint)
         ORDER BY d.name, d.fingerprint
         """
-    ).pl()
+        )
+    )
 
 
 def sql_frame(
@@ -145,7 +154,7 @@ def sql_frame(
     import polars as pl
 
     relation = con.sql(query, params=params)
-    return pl.DataFrame() if relation is None else relation.pl()
+    return pl.DataFrame() if relation is None else _polars(relation)
 
 
 def info(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:

@@ -31,7 +31,7 @@ def process_gone(pid: int | None, host: str | None, started_at: datetime | None)
         process = psutil.Process(pid)
         if process.status() == psutil.STATUS_ZOMBIE:
             return True
-        created = process.create_time()
+        created = float(process.create_time())
     except psutil.NoSuchProcess:
         return True
     except psutil.Error:  # e.g. access denied: it exists, so it may still be running

@@ -15,11 +15,11 @@ import logging
 import os
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from mlsel.experiment_store.errors import StoreError
+from mlsel.kernel.errors import StoreError
 
 __all__ = ["DEFAULT_LOCK_TIMEOUT", "StoreLock"]
 
@@ -35,11 +35,20 @@ class StoreLock:
     Args:
         path: the lock file (created when missing; its content is never used).
         timeout: seconds to wait for the lock before raising :class:`StoreError`.
+        clock / sleep: how the wait tells and spends time (tests inject their own).
     """
 
-    def __init__(self, path: Path, timeout: float = DEFAULT_LOCK_TIMEOUT) -> None:
+    def __init__(
+        self,
+        path: Path,
+        timeout: float = DEFAULT_LOCK_TIMEOUT,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.path = path
         self.timeout = timeout
+        self.clock, self.sleep = clock, sleep
 
     @contextmanager
     def hold(self, *, shared: bool) -> Iterator[None]:
@@ -63,7 +72,7 @@ class StoreLock:
             os.close(fd)  # closing the descriptor releases the lock
 
     def _acquire(self, fd: int, mode: int) -> None:
-        deadline = time.monotonic() + self.timeout
+        deadline = self.clock() + self.timeout
         wait = _FIRST_WAIT
         while True:
             try:
@@ -71,12 +80,12 @@ class StoreLock:
                 return
             except BlockingIOError:
                 pass
-            if time.monotonic() >= deadline:
+            if self.clock() >= deadline:
                 raise StoreError(
                     f"The experiment store is busy: another process held {self.path} for "
                     f"more than {self.timeout:g} s. Wait for it to finish (or stop it) and "
                     "run the command again."
                 )
             # Jitter keeps waiting processes from waking in lock step.
-            time.sleep(wait * (0.5 + random.random()))
+            self.sleep(wait * (0.5 + random.random()))
             wait = min(wait * 2, _MAX_WAIT)

@@ -13,8 +13,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from mlsel.experiment_store._codec import iso
-from mlsel.experiment_store.errors import StoreError
-from mlsel.experiment_store.records import FINISHED_STATUSES
+from mlsel.kernel.catalogue import FINISHED_STATUSES
+from mlsel.kernel.errors import StoreError
 
 if TYPE_CHECKING:
     import duckdb

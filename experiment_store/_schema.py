@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlsel.experiment_store.errors import StoreError, StoreFormatError
+from mlsel.kernel.errors import StoreError, StoreFormatError
 
 if TYPE_CHECKING:
     import duckdb

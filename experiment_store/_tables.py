@@ -17,7 +17,7 @@ from mlsel.experiment_store._codec import (
     epoch_from_row,
     record_from_row,
 )
-from mlsel.experiment_store.records import DatasetProfile, EpochRecord, RunRecord
+from mlsel.kernel.records import DatasetProfile, EpochRecord, RunRecord
 
 if TYPE_CHECKING:
     import duckdb
@@ -64,7 +64,7 @@ def insert_rows(
         return
     import polars as pl
 
-    kinds = {
+    kinds: dict[str, Any] = {
         "VARCHAR": pl.String,
         "DOUBLE": pl.Float64,
         "INTEGER": pl.Int32,
@@ -201,7 +201,9 @@ def dataset_filter(dataset: str | None, alias: str = "r") -> tuple[str, list[Any
     )
 
 
-def fetch_epochs(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str]) -> dict[str, list]:
+def fetch_epochs(
+    con: duckdb.DuckDBPyConnection, run_ids: Sequence[str]
+) -> dict[str, list[EpochRecord]]:
     """Each run's curve, by run id, ordered by epoch."""
     if not run_ids:
         return {}

@@ -7,19 +7,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlsel.experiment_store.errors import StoreError
-from mlsel.experiment_store.records import (
-    FINISHED_STATUSES,
-    RUN_SOURCES,
-    Config,
-    RunResult,
-)
+from mlsel.kernel.catalogue import FINISHED_STATUSES, RUN_SOURCES
+from mlsel.kernel.errors import StoreError, invalid_parameter
+from mlsel.kernel.records import Config, RunResult
 
 __all__ = ["check_config", "check_dataset", "check_result", "check_source"]
 
 
 def _fail(param: str, must: str, got: Any) -> StoreError:
-    return StoreError(f"The {param!r} parameter of the store must be {must}. Got {got!r} instead.")
+    return invalid_parameter(param, "the store", must, got, error=StoreError)
 
 
 def check_dataset(fingerprint: Any) -> None:

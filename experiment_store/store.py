@@ -37,15 +37,9 @@ from mlsel.experiment_store._validate import (
     check_result,
     check_source,
 )
-from mlsel.experiment_store.errors import MlselError, StoreError
-from mlsel.experiment_store.home import store_path
-from mlsel.experiment_store.records import (
-    Config,
-    DatasetProfile,
-    EpochRecord,
-    RunRecord,
-    RunResult,
-)
+from mlsel.kernel.errors import MlselError, StoreError
+from mlsel.kernel.home import Home
+from mlsel.kernel.records import Config, DatasetProfile, EpochRecord, RunRecord, RunResult
 
 if TYPE_CHECKING:
     import duckdb
@@ -91,7 +85,7 @@ class Store:
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     ) -> Store:
         """The store of ``home`` (default ``$MLSEL_HOME``), created or migrated as needed."""
-        return cls.at(store_path(home), lock_timeout=lock_timeout)
+        return cls.at(Home.resolve(home).store, lock_timeout=lock_timeout)
 
     @classmethod
     def at(

@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping
 from functools import lru_cache
 
-from mlsel.experiment_store.records import DatasetProfile
+from mlsel.kernel.records import DatasetProfile
 
 __all__ = ["ALIASES", "describe_feature", "profile_value"]
 

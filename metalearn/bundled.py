@@ -82,7 +82,7 @@ def seed_bundled(
     store.set_setting(SEEDED_KEY, source.name)
     version, activated, note = None, False, f"added {report.runs_added} bundled runs"
     if store.active_ranker() is None:
-        from mlsel.experiment_store.errors import RankerError
+        from mlsel.kernel.errors import RankerError
         from mlsel.metalearn.refit import refit
 
         try:

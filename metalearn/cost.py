@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from mlsel.experiment_store.errors import RankerError
-from mlsel.experiment_store.records import Config, DatasetProfile
+from mlsel.kernel.errors import RankerError
+from mlsel.kernel.records import Config, DatasetProfile
 from mlsel.metalearn._profile import profile_value
 from mlsel.metalearn.cards import architecture_card
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from mlsel.experiment_store.errors import RankerError
-from mlsel.experiment_store.records import Config, DatasetProfile
+from mlsel.kernel.errors import RankerError
+from mlsel.kernel.records import Config, DatasetProfile
 from mlsel.metalearn.cards import card_features
 
 __all__ = ["ENCODING_VERSION", "FeatureEncoder", "candidate_frame", "configs_from_frame"]

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from mlsel.experiment_store.errors import RankerError
+from mlsel.kernel.errors import RankerError
 from mlsel.metalearn._words import feature_words
 from mlsel.metalearn.features import FeatureEncoder
 

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from mlsel.experiment_store.errors import RankerError
+from mlsel.kernel.errors import RankerError
 from mlsel.metalearn.evaluation import evaluate
 from mlsel.metalearn.ranker import RankerModel
 
@@ -60,7 +60,7 @@ def refit(
     Raises:
         RankerError: fewer than ``MIN_DATASETS`` datasets with finished runs.
     """
-    from mlsel.experiment_store.home import resolve_home
+    from mlsel.kernel.home import Home
 
     frame = store.training_frame()
     n_datasets = frame["dataset"].n_unique() if frame.height else 0
@@ -72,7 +72,7 @@ def refit(
         )
     evaluation = evaluate(frame, max_folds=max_folds)
     version = _version()
-    folder = resolve_home(home) / "rankers" / version
+    folder = Home.resolve(home).ranker(version)
     RankerModel().fit(frame).save(folder)
     record = evaluation.to_dict()
     regret = record["summary"]["ranker"]["regret@1"]

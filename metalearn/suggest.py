@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from mlsel.experiment_store.errors import ConfigError, DatasetError, RankerError
-from mlsel.experiment_store.records import Config, DatasetProfile
+from mlsel.kernel.catalogue import TRAINABLE_BACKENDS
+from mlsel.kernel.errors import ConfigError, DatasetError, RankerError, invalid_parameter
+from mlsel.kernel.records import Config, DatasetProfile
 from mlsel.metalearn.cost import CostEstimate, CostModel
 from mlsel.metalearn.features import candidate_frame, configs_from_frame
 from mlsel.metalearn.refit import MIN_DATASETS, load_active
@@ -28,7 +29,6 @@ from mlsel.metalearn.space import CandidateSpace
 __all__ = ["Suggestion", "SuggestionReport", "suggest"]
 
 logger = logging.getLogger(__name__)
-TRAINABLE_BACKENDS = ("torchvision", "ultralytics", "timm")
 _MAX_SEEN = 200
 
 
@@ -152,7 +152,7 @@ def suggest(
         n_devices: GPUs trained on in parallel (data parallel: time divides).
     """
     if top < 1:
-        raise ConfigError(f"The 'top' parameter of suggest must be an int in [1, inf). Got {top}.")
+        raise invalid_parameter("top", "suggest", "an int in [1, inf)", top)
     if budget_s is not None and budget_s <= 0:
         raise ConfigError(f"The budget must be positive. Got {budget_s!r} seconds instead.")
     profile = _profile_of(dataset, store)

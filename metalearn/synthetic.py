@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from mlsel.experiment_store.records import Config, DatasetProfile, RunResult
+from mlsel.kernel.records import Config, DatasetProfile, RunResult
 
 __all__ = ["synthetic_frame", "synthetic_runs"]
 

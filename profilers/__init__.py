@@ -9,8 +9,8 @@ renders a Markdown card. Decoding and landmarkers (torch) happen only when asked
 
 from __future__ import annotations
 
+from mlsel.kernel.dataset import Box, Dataset, DatasetItem
 from mlsel.profilers.datacard import data_card
-from mlsel.profilers.dataset import Box, Dataset, DatasetItem
 from mlsel.profilers.features import FEATURES, GROUPS, Feature
 from mlsel.profilers.fingerprint import dataset_fingerprint
 from mlsel.profilers.profile import (

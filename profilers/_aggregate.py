@@ -8,8 +8,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from mlsel.kernel.dataset import Dataset
 from mlsel.profilers._pixels import STAT_NAMES
-from mlsel.profilers.dataset import Dataset
 
 __all__ = ["detection_features", "header_features", "pixel_features", "size_features"]
 
@@ -34,13 +34,11 @@ def size_features(dataset: Dataset) -> dict[str, float]:
     # class sizes count what a model trains on: the training split (all images if none)
     training = [item for item in items if item.split == "train"] or list(items)
     if dataset.task == "classify":
-        per_class = Counter(item.label for item in training)
+        by_name = Counter(item.label for item in training)
+        counts = [by_name.get(c, 0) for c in dataset.classes]
     else:  # images that contain the class
-        per_class = Counter(c for item in training for c in {box[0] for box in item.boxes})
-    counts = [
-        per_class.get(c, 0) if dataset.task == "classify" else per_class.get(i, 0)
-        for i, c in enumerate(dataset.classes)
-    ]
+        by_index = Counter(c for item in training for c in {box[0] for box in item.boxes})
+        counts = [by_index.get(i, 0) for i in range(len(dataset.classes))]
     counts = [n for n in counts if n > 0]
     total = sum(counts)
     k = len(counts)

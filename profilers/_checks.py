@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 
-from mlsel.experiment_store.errors import DatasetError
+from mlsel.kernel.errors import DatasetError
 
 __all__ = ["check_classes", "check_duplicates", "name_some"]
 

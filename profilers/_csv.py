@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from mlsel.experiment_store.errors import DatasetError
+from mlsel.kernel.errors import DatasetError
 from mlsel.profilers._files import is_image_name
 from mlsel.profilers._raw import SPLIT_ALIASES, RawDataset, RawItem
 

@@ -25,7 +25,7 @@ _SERIAL_BELOW = 256
 class Progress(Protocol):
     """Progress callback: ``progress(stage, done, total)``; stage names the work."""
 
-    def __call__(self, stage: str, done: int, total: int) -> None: ...
+    def __call__(self, stage: str, done: int, total: int, /) -> None: ...
 
 
 def cpu_workers() -> int:

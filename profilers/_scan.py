@@ -47,6 +47,10 @@ def scan_file(path: str) -> FileInfo:
                 fmt, mode = image.format or "", image.mode
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         return FileInfo(nbytes=len(data), digest=digest, error=f"not a readable image ({exc})")
+    except ImportError:
+        # Importing ultralytics patches Image.open to import pi_heif (often absent) when
+        # Pillow cannot identify a file: the file is unreadable all the same.
+        return FileInfo(nbytes=len(data), digest=digest, error="not a readable image")
     if width <= 0 or height <= 0:
         return FileInfo(nbytes=len(data), digest=digest, error="image has no pixels")
     return FileInfo(len(data), digest, width, height, fmt.upper(), mode)

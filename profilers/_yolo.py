@@ -14,11 +14,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from mlsel.experiment_store.errors import DatasetError
+from mlsel.kernel.dataset import Box
+from mlsel.kernel.errors import DatasetError
 from mlsel.profilers._checks import name_some
 from mlsel.profilers._files import list_images
 from mlsel.profilers._raw import SPLIT_ALIASES, RawDataset, RawItem
-from mlsel.profilers.dataset import Box
 
 __all__ = ["find_data_yaml", "looks_like_yolo", "read_yolo"]
 

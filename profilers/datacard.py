@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-from mlsel.experiment_store.records import DatasetProfile
-from mlsel.profilers.dataset import Dataset
+from mlsel.kernel.dataset import Dataset
+from mlsel.kernel.records import DatasetProfile
 from mlsel.profilers.features import FEATURES, GROUPS
 
 __all__ = ["data_card", "format_value"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 
-from mlsel.profilers.dataset import Box
+from mlsel.kernel.dataset import Box
 
 __all__ = ["FINGERPRINT_LENGTH", "dataset_fingerprint"]
 

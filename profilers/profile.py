@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mlsel.experiment_store.records import DatasetProfile
+from mlsel.kernel.dataset import Dataset
+from mlsel.kernel.records import DatasetProfile
 from mlsel.profilers._aggregate import (
     detection_features,
     header_features,
@@ -44,7 +45,6 @@ from mlsel.profilers._pixels import (
     PixelResult,
     pixel_stats,
 )
-from mlsel.profilers.dataset import Dataset
 from mlsel.profilers.features import FEATURES
 
 if TYPE_CHECKING:

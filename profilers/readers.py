@@ -15,7 +15,8 @@ import logging
 import os
 from pathlib import Path
 
-from mlsel.experiment_store.errors import DatasetError
+from mlsel.kernel.dataset import Dataset, DatasetItem
+from mlsel.kernel.errors import DatasetError
 from mlsel.profilers._checks import check_classes, check_duplicates, name_some
 from mlsel.profilers._csv import find_manifest, read_csv_manifest
 from mlsel.profilers._folders import looks_like_class_folders, read_class_folders
@@ -24,7 +25,6 @@ from mlsel.profilers._raw import RawDataset
 from mlsel.profilers._scan import FileInfo, scan_file
 from mlsel.profilers._split import seeded_split
 from mlsel.profilers._yolo import looks_like_yolo, read_yolo
-from mlsel.profilers.dataset import Dataset, DatasetItem
 from mlsel.profilers.fingerprint import dataset_fingerprint
 
 __all__ = ["EXPECTED_LAYOUTS", "detect_layout", "read_dataset"]

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlsel.experiment_store.errors import ConfigError, DatasetError
+from mlsel.kernel.errors import ConfigError, DatasetError
 
 __all__ = ["FASHION_MNIST_DIR", "SAMPLES", "load_real", "write_sample"]
 

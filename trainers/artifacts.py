@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlsel.experiment_store.records import Config, EpochRecord
+from mlsel.kernel.records import Config, EpochRecord
 
 if TYPE_CHECKING:
     import numpy as np
@@ -92,7 +92,7 @@ def plot_confusion(path: Path, confusion: np.ndarray, classes: Sequence[str]) ->
                 ax.text(
                     j,
                     i,
-                    int(confusion[i, j]),
+                    str(int(confusion[i, j])),
                     ha="center",
                     va="center",
                     fontsize=8,

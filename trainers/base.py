@@ -5,11 +5,12 @@ A backend (torchvision, Ultralytics, timm) implements :meth:`Backend.fit`. The c
 * ``fit`` trains on ``dataset.split("train")`` and scores on ``dataset.split("val")``;
   the primary score is macro F1 (classification) or mAP50-95 (detection).
 * after each epoch it calls ``on_epoch(EpochRecord)``; the callback may raise
-  :class:`StopRun` (``pruned`` or ``timeout``): the backend stops cleanly and returns a
-  result with that status and the partial curve (best weights so far are kept).
+  :class:`~mlsel.kernel.errors.StopRun` (``pruned`` or ``timeout``): the backend stops
+  cleanly and returns a result with that status and the partial curve (best weights so
+  far are kept).
 * it never reports pretrained weights it did not load: a missing weight file raises
-  :class:`~mlsel.experiment_store.errors.WeightsUnavailableError` before training.
-* a diverging run (NaN loss) raises :class:`~mlsel.experiment_store.errors.TrainingError`;
+  :class:`~mlsel.kernel.errors.WeightsUnavailableError` before training.
+* a diverging run (NaN loss) raises :class:`~mlsel.kernel.errors.TrainingError`;
   the caller (:func:`mlsel.trainers.train`) records it as failed.
 * artifacts (best weights, class names, preprocessing, plots) go to ``artifact_dir``
   when one is given.
@@ -18,38 +19,14 @@ A backend (torchvision, Ultralytics, timm) implements :meth:`Backend.fit`. The c
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from mlsel.experiment_store.records import Config, EpochRecord, RunResult
-    from mlsel.profilers.dataset import Dataset
+    from mlsel.kernel.dataset import Dataset
+    from mlsel.kernel.records import Config, EpochCallback, RunResult
     from mlsel.trainers.cache import TensorCache
 
-__all__ = ["STOP_STATUSES", "Backend", "EpochCallback", "StopRun"]
-
-EpochCallback = Callable[["EpochRecord"], None]
-STOP_STATUSES: tuple[str, ...] = ("pruned", "timeout")
-
-
-class StopRun(Exception):  # noqa: N818 - a control-flow signal, not an error
-    """Raised by an ``on_epoch`` callback to end a run early with ``status``.
-
-    Args:
-        status: ``pruned`` (a search pruner gave up on the trial) or ``timeout``
-            (a deadline passed).
-    """
-
-    def __init__(self, status: str = "pruned") -> None:
-        if status not in STOP_STATUSES:
-            from mlsel.experiment_store.errors import ConfigError
-
-            raise ConfigError(
-                f"The 'status' parameter of StopRun must be one of {list(STOP_STATUSES)}. "
-                f"Got {status!r} instead."
-            )
-        super().__init__(status)
-        self.status = status
+__all__ = ["Backend"]
 
 
 class Backend(ABC):

@@ -15,13 +15,13 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-from mlsel.experiment_store.errors import DatasetError
+from mlsel.kernel.errors import DatasetError
 
 if TYPE_CHECKING:
     import numpy as np
     import torch
 
-    from mlsel.profilers.dataset import Dataset
+    from mlsel.kernel.dataset import Dataset
 
 __all__ = ["TensorCache", "decode_image", "decode_images"]
 

@@ -6,24 +6,25 @@ import math
 from numbers import Integral, Real
 from typing import Any
 
-from mlsel.experiment_store.errors import ConfigError
-from mlsel.experiment_store.records import AUGMENT_PRESETS, FINETUNE_MODES, Config
+from mlsel.kernel.catalogue import (
+    AUGMENT_PRESETS,
+    FINETUNE_MODES,
+    OPTIMIZERS,
+    SCHEDULES,
+    TRAINABLE_BACKENDS,
+)
+from mlsel.kernel.errors import ConfigError, invalid_parameter
+from mlsel.kernel.records import Config
 
-__all__ = ["OPTIMIZERS", "SCHEDULES", "TRAINABLE_BACKENDS", "check_config"]
-
-OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd")
-SCHEDULES: tuple[str, ...] = ("none", "cosine", "step")
-TRAINABLE_BACKENDS: tuple[str, ...] = ("torchvision", "ultralytics", "timm")
+__all__ = ["check_config"]
 
 
 def _fail(name: str, expected: str, value: Any) -> ConfigError:
-    return ConfigError(
-        f"The '{name}' parameter of train must be {expected}. Got {value!r} instead."
-    )
+    return invalid_parameter(name, "train", expected, value)
 
 
 def _int(name: str, value: Any, low: int, high: float = math.inf) -> None:
-    if isinstance(value, bool) or not isinstance(value, Integral) or not low <= value <= high:
+    if isinstance(value, bool) or not isinstance(value, Integral) or not low <= int(value) <= high:
         bound = "inf" if math.isinf(high) else str(int(high))
         raise _fail(name, f"an int in [{low}, {bound}]", value)
 

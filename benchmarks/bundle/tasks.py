@@ -112,7 +112,7 @@ def _derive(image: np.ndarray, spec: TaskSpec, rng: np.random.Generator) -> Any:
     pil = Image.fromarray(image)
     if spec.family == "resolution":
         side = int(spec.params["side"])
-        return pil.resize((side, side), Image.BILINEAR)
+        return pil.resize((side, side), Image.Resampling.BILINEAR)
     if spec.family == "noise":
         noisy = image.astype(float) + rng.normal(0, float(spec.params["sigma"]), image.shape)
         return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
@@ -224,7 +224,9 @@ def _build_detect(
             if corner is None or not pools[cls]:
                 continue
             patch = np.asarray(
-                Image.fromarray(images[pools[cls].pop()]).resize((side, side), Image.BILINEAR)
+                Image.fromarray(images[pools[cls].pop()]).resize(
+                    (side, side), Image.Resampling.BILINEAR
+                )
             )
             ys, xs = np.nonzero(patch > 32)  # the ink; a blank patch is no object
             if not len(xs):

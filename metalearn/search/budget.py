@@ -9,17 +9,21 @@ gave. Three instants make that hold:
 * ``deadline``: start + budget;
 * ``kill_at``: a worker still busy (one very long epoch) is terminated.
 
-Times are ``time.time()`` values so that worker processes share them.
+Times are values of the budget's clock, ``time.time()`` unless a test injects another:
+worker processes share it, so it must be picklable (a module-level function or object).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from mlsel.experiment_store.errors import ConfigError
+from mlsel.kernel.errors import invalid_parameter
 
-__all__ = ["Budget"]
+__all__ = ["Budget", "Clock"]
+
+Clock = Callable[[], float]
 
 
 @dataclass(frozen=True)
@@ -28,25 +32,30 @@ class Budget:
 
     Attributes:
         total_s: the budget in seconds.
-        started: ``time.time()`` when the command started.
+        started: the clock's time when the command started.
+        clock: what tells the time (``time.time``; tests inject a clock they drive).
     """
 
     total_s: float
     started: float
+    clock: Clock = field(default=time.time, compare=False)
 
     @classmethod
-    def start(cls, total_s: float, started: float | None = None) -> Budget:
+    def start(
+        cls, total_s: float, started: float | None = None, *, clock: Clock = time.time
+    ) -> Budget:
         """A budget of ``total_s`` seconds starting now (or at ``started``).
 
         Raises:
             ConfigError: ``total_s`` is not a positive number.
         """
         if not total_s > 0:
-            raise ConfigError(
-                f"The 'budget' parameter of run must be a positive number of seconds. "
-                f"Got {total_s!r} instead."
-            )
-        return cls(total_s=float(total_s), started=time.time() if started is None else started)
+            raise invalid_parameter("budget", "run", "a positive number of seconds", total_s)
+        return cls(float(total_s), clock() if started is None else started, clock)
+
+    def now(self) -> float:
+        """The clock's time."""
+        return self.clock()
 
     @property
     def tolerance_s(self) -> float:
@@ -68,14 +77,14 @@ class Budget:
         return self.deadline + min(0.5 * self.tolerance_s, 0.05 * self.total_s + 5.0)
 
     def elapsed(self, now: float | None = None) -> float:
-        return (time.time() if now is None else now) - self.started
+        return (self.clock() if now is None else now) - self.started
 
     def left(self, now: float | None = None) -> float:
         """Seconds left until running trials must stop (never negative)."""
-        return max(0.0, self.stop_at - (time.time() if now is None else now))
+        return max(0.0, self.stop_at - (self.clock() if now is None else now))
 
     def expired(self, now: float | None = None) -> bool:
-        return (time.time() if now is None else now) >= self.stop_at
+        return (self.clock() if now is None else now) >= self.stop_at
 
     def fits(self, predicted_seconds: float | None, now: float | None = None) -> bool:
         """Whether a trial predicted to take ``predicted_seconds`` can finish in time.

@@ -13,7 +13,7 @@ import logging
 import os
 from dataclasses import dataclass
 
-from mlsel.experiment_store.errors import ConfigError
+from mlsel.kernel.errors import ConfigError
 
 __all__ = ["DeviceSlot", "gpu_ids", "parse_gpus"]
 
@@ -90,13 +90,13 @@ def parse_gpus(spec: str, available: list[str] | None = None) -> tuple[list[Devi
     if text == "cpu":
         return _cpu_slots(1), ""
     if text.startswith("cpu:"):
-        count = text[4:]
-        if not count.isdigit() or int(count) < 1:
+        workers = text[4:]
+        if not workers.isdigit() or int(workers) < 1:
             raise ConfigError(
                 f"The 'gpus' parameter of run takes cpu:N with N >= 1 CPU workers. "
                 f"Got {spec!r} instead."
             )
-        return _cpu_slots(int(count)), ""
+        return _cpu_slots(int(workers)), ""
     ids = gpu_ids() if available is None else list(available)
     if text == "all":
         if not ids:

@@ -37,10 +37,13 @@ class LeaderboardRow:
 
 def leaderboard(study: Any) -> list[LeaderboardRow]:
     """Every trial that ran (skipped ones left out), completed before stopped, best first."""
+    from mlsel.metalearn.search.study import trial_status
+
+    marks = study.user_attrs
     rows = []
     for trial in study.get_trials(deepcopy=False):
         attrs = trial.user_attrs
-        status = attrs.get("status") or trial.state.name.lower()
+        status = trial_status(marks, trial)
         if status in ("skipped", "running", "waiting") or "config" not in attrs:
             continue
         # A pruned trial's Optuna value is its last reported epoch; the run's score (the
@@ -93,21 +96,11 @@ def export_best(row: LeaderboardRow, store: Any, output: Path) -> Path:
         logger.warning(
             "run %s kept no artifact folder; only its metrics and config are exported", row.run_id
         )
-    result = record.result
     metrics = {
         "run_id": record.run_id,
         "dataset": record.dataset,
-        "status": result.status,
-        "score": result.score,
-        "metrics": dict(result.metrics),
-        "confusion": [list(r) for r in result.confusion] if result.confusion else None,
-        "wall_seconds": result.wall_seconds,
-        "seconds_per_epoch": result.seconds_per_epoch,
-        "peak_gpu_mb": result.peak_gpu_mb,
-        "peak_host_mb": result.peak_host_mb,
-        "hardware": dict(result.hardware),
+        **record.result.to_dict(),
         "trial": row.trial,
-        "curve": [asdict(e) for e in result.curve],
     }
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
     (output / "config.json").write_text(json.dumps(record.config.to_dict(), indent=2))

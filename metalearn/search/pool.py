@@ -12,15 +12,17 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import queue as queue_module
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from mlsel.metalearn.search.budget import Budget
+from mlsel.metalearn.search.events import SearchEvent, TrialEnded, WorkerDone
 from mlsel.metalearn.search.progress import SearchProgress
 from mlsel.metalearn.search.workers import WorkerJob, run_worker
 
-__all__ = ["WorkerPool"]
+__all__ = ["EventHook", "WorkerPool"]
+
+EventHook = Callable[[SearchProgress, "SearchEvent | None"], None]
 
 logger = logging.getLogger(__name__)
 
@@ -48,13 +50,13 @@ class WorkerPool:
         ctx = multiprocessing.get_context("spawn")
         self.jobs, self.budget, self.target = list(jobs), budget, target
         self.queue = ctx.Queue()
-        self.stop, self.go = ctx.Event(), ctx.Event()
+        self.stop = ctx.Event()
         self.tickets = ctx.Value("i", -1 if max_trials is None else max(0, max_trials))
         self.processes = [
             ctx.Process(
                 target=run_worker,
                 name=f"mlsel-worker-{job.slot.label}",
-                args=(job, self.queue, self.stop, self.go, self.tickets),
+                args=(job, self.queue, self.stop, self.tickets),
             )
             for job in self.jobs
         ]
@@ -64,31 +66,23 @@ class WorkerPool:
         for process in self.processes:
             process.start()
 
-    def release(self) -> None:
-        """Let the workers ask for trials (after the warm start is enqueued)."""
-        self.go.set()
-
     def halt(self, reason: str) -> None:
         """Stop the workers (a worker reaching the target stops them itself first)."""
         self.stop_reason = self.stop_reason or reason
         self.stop.set()
 
-    def _handle(self, event: dict[str, Any], progress: SearchProgress) -> None:
+    def _handle(self, event: SearchEvent, progress: SearchProgress) -> None:
         progress.update(event)
         if (
             self.target is not None
-            and event["kind"] == "trial_end"
-            and event["status"] == "completed"
-            and event.get("score") is not None
-            and event["score"] >= self.target
+            and isinstance(event, TrialEnded)
+            and event.status == "completed"
+            and event.score is not None
+            and event.score >= self.target
         ):
-            self.halt(f"target {self.target:g} reached by trial {event['trial']}")
+            self.halt(f"target {self.target:g} reached by trial {event.trial}")
 
-    def run(
-        self,
-        progress: SearchProgress,
-        on_event: Callable[[SearchProgress, dict[str, Any] | None], None] | None = None,
-    ) -> list[int]:
+    def run(self, progress: SearchProgress, on_event: EventHook | None = None) -> list[int]:
         """Loop until every worker is done. Returns the trials running in killed workers."""
         pairs = zip(self.jobs, self.processes, strict=True)
         labels = {job.slot.label: process for job, process in pairs}
@@ -102,11 +96,11 @@ class WorkerPool:
                     event = None
                 if event is not None:
                     self._handle(event, progress)
-                    if event["kind"] == "worker_done":
-                        done.add(event["worker"])
+                    if isinstance(event, WorkerDone):
+                        done.add(event.worker)
                 if on_event is not None:
                     on_event(progress, event)
-                now = time.time()
+                now = self.budget.now()
                 if self.budget.expired(now) and not self.stop.is_set():
                     self.halt("budget spent")
                 for label, process in labels.items():
@@ -146,7 +140,7 @@ class WorkerPool:
             done.add(label)
         return trials
 
-    def _drain(self, progress: SearchProgress, on_event: Any) -> None:
+    def _drain(self, progress: SearchProgress, on_event: EventHook | None) -> None:
         while True:
             try:
                 event = self.queue.get(timeout=0.05)

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from typing import Any
+
+from mlsel.kernel.records import Config
+from mlsel.metalearn.search.events import (
+    EpochEnded,
+    SearchEvent,
+    TrialEnded,
+    TrialSkipped,
+    TrialStarted,
+    WorkerDone,
+    WorkerLog,
+    WorkerStarted,
+)
 
 __all__ = ["SearchProgress", "WorkerState"]
 
@@ -46,7 +57,7 @@ class SearchProgress:
     warm_finished: int = 0
     best_score: float | None = None
     best_trial: int | None = None
-    best_config: dict[str, Any] | None = None
+    best_config: Config | None = None
     best_completed: bool = False
     history: list[tuple[float, float]] = field(default_factory=list)
     ended: list[tuple[float, int, str, float | None, bool]] = field(default_factory=list)
@@ -56,46 +67,42 @@ class SearchProgress:
     def worker(self, label: str) -> WorkerState:
         return self.workers.setdefault(label, WorkerState(label))
 
-    def update(self, event: dict[str, Any]) -> None:
+    def update(self, event: SearchEvent) -> None:
         """Fold one worker event into the progress."""
-        kind, state = event["kind"], self.worker(event["worker"])
-        if kind == "worker_start":
-            state.pid = event.get("pid")
-        elif kind == "trial_start":
+        state = self.worker(event.worker)
+        if isinstance(event, WorkerStarted):
+            state.pid = event.pid
+        elif isinstance(event, TrialStarted):
             self.started += 1
-            state.trial, state.arch = event["trial"], event["config"]["arch"]
-            state.epoch, state.epochs, state.score = 0, event["config"]["epochs"], None
-        elif kind == "epoch":
-            state.epoch, state.score = event["epoch"], event.get("score")
-        elif kind == "trial_end":
+            state.trial, state.arch = event.trial, event.config.arch
+            state.epoch, state.epochs, state.score = 0, event.config.epochs, None
+        elif isinstance(event, EpochEnded):
+            state.epoch, state.score = event.epoch, event.score
+        elif isinstance(event, TrialEnded):
             self._finish(event, state)
-        elif kind == "skip":
+        elif isinstance(event, TrialSkipped):
             self.skipped += 1
-        elif kind == "log":
-            self.logs.append(f"[{event['worker']}] {event['text']}")
-        elif kind == "worker_done":
-            state.done, state.trial = event.get("reason", "done"), None
+        elif isinstance(event, WorkerLog):
+            self.logs.append(f"[{event.worker}] {event.text}")
+        elif isinstance(event, WorkerDone):
+            state.done, state.trial = event.reason, None
 
-    def _finish(self, event: dict[str, Any], state: WorkerState) -> None:
+    def _finish(self, event: TrialEnded, state: WorkerState) -> None:
         self.finished += 1
-        self.statuses[event["status"]] += 1
-        self.warm_finished += bool(event.get("warm"))
+        self.statuses[event.status] += 1
+        self.warm_finished += event.warm
         state.trial = None
-        score, completed = event.get("score"), event["status"] == "completed"
-        elapsed = event["time"] - self.started_at
-        warm = bool(event.get("warm"))
-        self.ended.append((elapsed, event["trial"], event["status"], score, warm))
+        score, completed = event.score, event.status == "completed"
+        elapsed = event.time - self.started_at
+        self.ended.append((elapsed, event.trial, event.status, score, event.warm))
         if completed and score is not None and (not self.history or score > self.history[-1][1]):
             self.history.append((elapsed, float(score)))
         if score is None or (self.best_completed and not completed):
             return
-        if (
-            self.best_score is None
-            or score > self.best_score
-            or (completed and not self.best_completed)
-        ):
-            self.best_score, self.best_trial = float(score), event["trial"]
-            self.best_config, self.best_completed = event.get("config"), completed
+        better = self.best_score is None or score > self.best_score
+        if better or (completed and not self.best_completed):
+            self.best_score, self.best_trial = float(score), event.trial
+            self.best_config, self.best_completed = event.config, completed
 
     @property
     def running(self) -> int:

@@ -1,38 +1,46 @@
 """``run_search``: a warm-started Optuna search over the candidate space inside a budget.
 
-The main process reads the dataset, opens the study, starts one worker process per
-device slot, asks the ranker for its top picks and enqueues them (so they are the first
-trials), then lets the workers go. While they train it folds their events into a
-:class:`SearchProgress` (handed to ``on_event`` for a live view), stops them when the
-target is reached or the budget is spent, and terminates any that do not stop in time.
-Then it builds the leaderboard, exports the best model, and refits the ranker when
-enough new runs have been logged since the last refit.
+The main process reads the dataset once, opens the study, asks the ranker for its top
+picks and enqueues them (so they are the first trials), fits the cost model, then starts
+one worker process per device slot with everything it needs in its job. While they
+train it folds their events into a :class:`SearchProgress` (handed to ``on_event`` for a
+live view), stops them when the target is reached or the budget is spent, and
+terminates any that do not stop in time. Then it builds the leaderboard, exports the
+best model, and refits the ranker when enough new runs have been logged since the last
+refit.
 """
 
 from __future__ import annotations
 
 import logging
-import pickle
 import time
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlsel.experiment_store.errors import ConfigError, MlselError, RankerError
-from mlsel.experiment_store.records import Config
+from mlsel.kernel.dataset import Dataset
+from mlsel.kernel.errors import ConfigError, MlselError, RankerError, invalid_parameter
+from mlsel.kernel.records import Config, DatasetProfile
 from mlsel.metalearn.search import study as study_module
-from mlsel.metalearn.search.budget import Budget
+from mlsel.metalearn.search.budget import Budget, Clock
 from mlsel.metalearn.search.devices import DeviceSlot, parse_gpus
 from mlsel.metalearn.search.leaderboard import LeaderboardRow, best_row, export_best, leaderboard
+from mlsel.metalearn.search.pool import EventHook
 from mlsel.metalearn.search.progress import SearchProgress
 from mlsel.metalearn.search.workers import WorkerJob
+
+if TYPE_CHECKING:
+    import optuna
+
+    from mlsel.experiment_store import Store
+    from mlsel.metalearn.cost import CostModel
+    from mlsel.metalearn.search.trainer import Trainer
+    from mlsel.metalearn.space import CandidateSpace
 
 __all__ = ["SearchReport", "SearchSettings", "run_search"]
 
 logger = logging.getLogger(__name__)
 
-EventHook = Callable[[SearchProgress, "dict[str, Any] | None"], None]
 DEFAULT_REFIT_EVERY = 20
 
 
@@ -53,7 +61,8 @@ class SearchSettings:
         refit: refit the ranker afterwards when ``refit_every`` new runs were logged.
         space / fixed: the candidate space and params held constant (``to_params`` names).
         slots: device slots, overriding ``gpus`` (tests).
-        trainer: module providing ``train``, ``StopRun``, ``TensorCache`` (tests swap it).
+        trainer: what trains the trials (default :class:`mlsel.trainers.CachedTrainer`).
+        clock: the budget's clock (tests inject one they drive).
     """
 
     budget_s: float
@@ -70,10 +79,11 @@ class SearchSettings:
     task: str | None = None
     output: Path | None = Path("mlsel-best")
     refit: bool = True
-    space: Any = None
-    fixed: Mapping[str, Any] = field(default_factory=dict)
+    space: CandidateSpace | None = None
+    fixed: dict[str, Any] = field(default_factory=dict)
     slots: tuple[DeviceSlot, ...] | None = None
-    trainer: str = "mlsel.trainers"
+    trainer: Trainer | None = None
+    clock: Clock = time.time
 
 
 @dataclass(frozen=True)
@@ -130,20 +140,14 @@ def _validate(settings: SearchSettings) -> None:
     if settings.pruner not in study_module.PRUNERS:
         study_module.make_pruner(settings.pruner)
     if settings.max_trials is not None and settings.max_trials < 1:
-        raise ConfigError(
-            f"The 'max_trials' parameter of run must be an int in [1, inf). "
-            f"Got {settings.max_trials!r} instead."
-        )
+        raise invalid_parameter("max_trials", "run", "an int in [1, inf)", settings.max_trials)
     if settings.top_k < 0:
-        raise ConfigError(
-            f"The 'top_k' parameter of run must be an int in [0, inf). "
-            f"Got {settings.top_k!r} instead."
-        )
+        raise invalid_parameter("top_k", "run", "an int in [0, inf)", settings.top_k)
 
 
 def _suggestions(
-    dataset: Any, settings: SearchSettings, store: Any, home: Path, budget: Budget, gpu: bool
-) -> tuple[Any, list[Config]]:
+    dataset: Dataset, settings: SearchSettings, store: Store, home: Path, budget: Budget, gpu: bool
+) -> tuple[DatasetProfile, list[Config]]:
     """The dataset's profile and the ranker's top configs, fitted to the search's space."""
     try:
         from mlsel.metalearn.suggest import suggest
@@ -174,7 +178,7 @@ def _suggestions(
     return report.profile, configs[: settings.top_k]
 
 
-def _cost_model(store: Any, gpu: bool) -> Any:
+def _cost_model(store: Store, gpu: bool) -> CostModel | None:
     """The fitted cost model, or ``None`` (then no trial is skipped on prediction)."""
     try:
         from mlsel.metalearn.cost import CostModel
@@ -185,25 +189,28 @@ def _cost_model(store: Any, gpu: bool) -> Any:
         return None
 
 
-def _finished_runs(study: Any) -> int:
+def _finished_runs(study: optuna.Study) -> int:
     """Trials of the study that ran to an end (skipped ones do not count)."""
     from optuna.trial import TrialState
 
     done = study.get_trials(
         deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
     )
-    return sum(1 for t in done if t.user_attrs.get("status") not in ("skipped", "interrupted"))
+    marks = study.user_attrs
+    return sum(
+        1 for t in done if study_module.trial_status(marks, t) not in ("skipped", "interrupted")
+    )
 
 
-def _open(settings: SearchSettings, home: Path, dataset: Any) -> tuple[str, Path, Any]:
+def _open(settings: SearchSettings, home: Path, dataset: Dataset) -> tuple[str, Path, optuna.Study]:
     """Create the study, or reopen it with ``resume``; returns (name, folder, study)."""
     name = settings.name
     if settings.resume and name is None:
         name = study_module.latest_search(home, dataset.fingerprint)
         if name is None:
             raise ConfigError(
-                f"There is no search on {dataset.name!r} to resume. Run "
-                "without --resume to start one."
+                f"There is no search on {dataset.name!r} to resume. Run without --resume "
+                "to start one."
             )
     name = name or time.strftime("%Y%m%d-%H%M%S")
     folder = study_module.search_dir(home, dataset.fingerprint, name)
@@ -217,6 +224,43 @@ def _open(settings: SearchSettings, home: Path, dataset: Any) -> tuple[str, Path
     if settings.resume:
         study_module.close_orphans(study)
     return name, folder, study
+
+
+def _jobs(
+    settings: SearchSettings,
+    slots: list[DeviceSlot],
+    dataset: Dataset,
+    profile: DatasetProfile | None,
+    cost_model: CostModel | None,
+    home: Path,
+    folder: Path,
+    budget: Budget,
+) -> list[WorkerJob]:
+    if settings.trainer is not None:
+        trainer = settings.trainer
+    else:
+        from mlsel.trainers import CachedTrainer
+
+        trainer = CachedTrainer()
+    return [
+        WorkerJob(
+            slot=slot,
+            dataset=dataset,
+            profile=profile,
+            cost_model=cost_model,
+            home=str(home),
+            folder=str(folder),
+            sampler=settings.sampler,
+            pruner=settings.pruner,
+            budget=budget,
+            trainer=trainer,
+            seed=settings.seed,
+            space=settings.space,
+            fixed=dict(settings.fixed),
+            target=settings.target,
+        )
+        for slot in slots
+    ]
 
 
 def run_search(
@@ -233,7 +277,7 @@ def run_search(
         dataset_path: the dataset folder (any layout ``read_dataset`` knows).
         settings: how to search.
         home: ``$MLSEL_HOME`` (default: resolved as usual).
-        started: ``time.time()`` when the command started (the budget counts from it).
+        started: the clock's time when the command started (the budget counts from it).
         on_event: called with the progress after each worker event (and each tick, with
             ``None``), for a live view.
 
@@ -242,18 +286,12 @@ def run_search(
         DatasetError: the dataset cannot be read.
     """
     from mlsel.experiment_store import Store
-    from mlsel.experiment_store.home import resolve_home
+    from mlsel.kernel.home import resolve_home
     from mlsel.metalearn.search.pool import WorkerPool
-    from mlsel.metalearn.search.trial import SETUP_FILE
     from mlsel.profilers import read_dataset
 
     _validate(settings)
-    budget = Budget.start(settings.budget_s, started)
-    # Workaround: the profiler forks its pool unless torch is loaded; a fork after DuckDB
-    # (the store) has started its threads crashes the children. With torch loaded it
-    # uses forkserver, which is safe. (Reported to the profilers/store owners.)
-    import torch  # noqa: F401
-
+    budget = Budget.start(settings.budget_s, started, clock=settings.clock)
     home = resolve_home(home)
     dataset = read_dataset(dataset_path, task=settings.task)
     slots, device_note = (list(settings.slots), "") if settings.slots else parse_gpus(settings.gpus)
@@ -262,29 +300,9 @@ def run_search(
     remaining = None
     if settings.max_trials is not None:
         remaining = max(0, settings.max_trials - _finished_runs(study))
-    jobs = [
-        WorkerJob(
-            slot=slot,
-            dataset_path=str(dataset_path),
-            task=dataset.task,
-            home=str(home),
-            folder=str(folder),
-            sampler=settings.sampler,
-            pruner=settings.pruner,
-            budget=budget,
-            seed=settings.seed,
-            space=settings.space,
-            fixed=dict(settings.fixed),
-            trainer=settings.trainer,
-            target=settings.target,
-        )
-        for slot in slots
-    ]
-    progress = SearchProgress(started_at=budget.started)
     notes: list[str] = []
     gpu = any(s.is_gpu for s in slots)
-    # Suggest (and profile) before the workers start: the profiler forks its own pool,
-    # which must not inherit the workers' pipes.
+    profile: DatasetProfile | None
     try:
         profile, configs = _suggestions(dataset, settings, store, home, budget, gpu)
     except RankerError as exc:
@@ -293,17 +311,11 @@ def run_search(
         logger.warning(notes[-1])
     warm = configs if settings.warm_start and not settings.resume else []
     study_module.enqueue_warm_start(study, warm)
-    with (folder / SETUP_FILE).open("wb") as handle:
-        pickle.dump((profile, _cost_model(store, gpu)), handle)
+    jobs = _jobs(settings, slots, dataset, profile, _cost_model(store, gpu), home, folder, budget)
     pool = WorkerPool(jobs, budget, max_trials=remaining, target=settings.target)
     pool.start()
-    pool.release()
-    killed = pool.run(progress, on_event)
-    from optuna.trial import TrialState
-
-    for number in killed:
-        study._storage.set_trial_user_attr(study.trials[number]._trial_id, "status", "timeout")
-        study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
+    progress = SearchProgress(started_at=budget.started)
+    _close_killed(study, pool.run(progress, on_event))
     rows = leaderboard(study)
     best = best_row(rows)
     output = None
@@ -332,7 +344,16 @@ def run_search(
     )
 
 
-def _maybe_refit(store: Any, home: Path) -> str | None:
+def _close_killed(study: optuna.Study, trials: list[int]) -> None:
+    """Close the trials of workers terminated at the deadline as ``timeout``."""
+    from optuna.trial import TrialState
+
+    for number in trials:
+        study_module.mark_trial(study, number, "timeout")
+        study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
+
+
+def _maybe_refit(store: Store, home: Path) -> str | None:
     """Refit the ranker when ``refit_every`` (setting) runs were logged since the last."""
     every = int(store.get_setting("refit_every", DEFAULT_REFIT_EVERY))
     new_runs = store.runs_since_active_ranker()

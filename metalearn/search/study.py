@@ -16,12 +16,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlsel.experiment_store.errors import ConfigError
+from mlsel.kernel.errors import ConfigError, invalid_parameter
+from mlsel.kernel.home import Home
 
 if TYPE_CHECKING:
     import optuna
 
-    from mlsel.experiment_store.records import Config
+    from mlsel.kernel.records import Config
 
 __all__ = [
     "PRUNERS",
@@ -32,8 +33,10 @@ __all__ = [
     "latest_search",
     "make_pruner",
     "make_sampler",
+    "mark_trial",
     "open_study",
     "search_dir",
+    "trial_status",
 ]
 
 logger = logging.getLogger(__name__)
@@ -43,16 +46,17 @@ PRUNERS: tuple[str, ...] = ("hyperband", "halving", "none")
 STUDY_NAME = "mlsel"
 JOURNAL = "journal.log"
 META = "search.json"
+_MARK = "trial_status."  # study user attr prefix of statuses set from outside a worker
 
 
 def search_dir(home: Path, fingerprint: str, name: str) -> Path:
     """Folder of the search ``name`` on the dataset ``fingerprint``."""
-    return Path(home) / "searches" / f"{fingerprint[:12]}-{name}"
+    return Home(Path(home)).search(fingerprint, name)
 
 
 def latest_search(home: Path, fingerprint: str) -> str | None:
     """Name of the most recently started search on this dataset, or ``None``."""
-    root = Path(home) / "searches"
+    root = Home(Path(home)).searches
     found = sorted(
         (p for p in root.glob(f"{fingerprint[:12]}-*") if (p / JOURNAL).is_file()),
         key=lambda p: (p / JOURNAL).stat().st_mtime,
@@ -79,10 +83,7 @@ def make_sampler(kind: str, *, seed: int | None, n_startup_trials: int = 5) -> A
         return optuna.samplers.NSGAIISampler(population_size=8, seed=seed)
     if kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    raise ConfigError(
-        f"The 'sampler' parameter of run must be one of {', '.join(SAMPLERS)}. "
-        f"Got {kind!r} instead."
-    )
+    raise invalid_parameter("sampler", "run", f"one of {', '.join(SAMPLERS)}", kind)
 
 
 def make_pruner(kind: str) -> Any:
@@ -99,9 +100,7 @@ def make_pruner(kind: str) -> Any:
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=2)
     if kind == "none":
         return optuna.pruners.NopPruner()
-    raise ConfigError(
-        f"The 'pruner' parameter of run must be one of {', '.join(PRUNERS)}. Got {kind!r} instead."
-    )
+    raise invalid_parameter("pruner", "run", f"one of {', '.join(PRUNERS)}", kind)
 
 
 def _storage(folder: Path) -> Any:
@@ -154,8 +153,25 @@ def open_study(
     )
 
 
+def mark_trial(study: optuna.Study, number: int, status: str) -> None:
+    """Record the status of a trial that the search ended from outside its worker.
+
+    A worker records each trial's status in the trial's user attrs. A trial whose worker
+    was terminated, or that a killed search left running, cannot be given user attrs by
+    another process through Optuna's public API, so its status goes in the study's
+    user attrs instead; :func:`trial_status` reads both.
+    """
+    study.set_user_attr(f"{_MARK}{number}", status)
+
+
+def trial_status(study_attrs: dict[str, Any], trial: optuna.trial.FrozenTrial) -> str:
+    """The mlsel status of ``trial`` (``study_attrs``: the study's ``user_attrs``)."""
+    mark = study_attrs.get(f"{_MARK}{trial.number}")
+    return str(mark or trial.user_attrs.get("status") or trial.state.name.lower())
+
+
 def close_orphans(study: optuna.Study) -> int:
-    """Fail the trials a killed search left running and enqueue their params again.
+    """Fail the trials a killed search left running and enqueue their configs again.
 
     Returns:
         How many trials were re-enqueued.
@@ -164,9 +180,12 @@ def close_orphans(study: optuna.Study) -> int:
 
     orphans = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     for trial in orphans:
-        study._storage.set_trial_user_attr(trial._trial_id, "status", "interrupted")
+        mark_trial(study, trial.number, "interrupted")
         study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
-        study.enqueue_trial(dict(trial.params), user_attrs={"retry_of": trial.number})
+        attrs: dict[str, Any] = {"retry_of": trial.number}
+        if "config" in trial.user_attrs:
+            attrs["config"] = trial.user_attrs["config"]
+        study.enqueue_trial(dict(trial.params), user_attrs=attrs)
     if orphans:
         logger.info("re-enqueued %d trial(s) an interrupted search left running", len(orphans))
     return len(orphans)
@@ -175,11 +194,14 @@ def close_orphans(study: optuna.Study) -> int:
 def enqueue_warm_start(study: optuna.Study, configs: Sequence[Config]) -> int:
     """Enqueue the suggestions, best first, so that they are the study's first trials.
 
+    Each carries its config in its user attrs, so the worker trains exactly it.
+
     Returns:
         How many were enqueued.
     """
     for rank, config in enumerate(configs, start=1):
         study.enqueue_trial(
-            config.to_params(), user_attrs={"warm_start": True, "suggestion_rank": rank}
+            config.to_params(),
+            user_attrs={"warm_start": True, "suggestion_rank": rank, "config": config.to_dict()},
         )
     return len(configs)

@@ -4,46 +4,58 @@ Per epoch the trainer calls back; the callback reports the score to Optuna (whos
 pruner may stop a poor trial: ``StopRun("pruned")``) and stops the trial when the
 budget is spent or the search was stopped (``StopRun("timeout")``). The trainer logs
 the run and its curve to the store either way.
+
+Only Optuna's public API is used: an enqueued trial (a warm-start pick, a retry) carries
+its config in the user attrs set at enqueue, and every trial ends with its ``status``,
+``run_id`` and score in its user attrs.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
-import pickle
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlsel.experiment_store.errors import MlselError
-from mlsel.experiment_store.records import Config, EpochRecord, RunResult
+from mlsel.kernel.errors import MlselError, StopRun
+from mlsel.kernel.records import Config, EpochRecord, RunResult
+from mlsel.metalearn.search.events import EpochEnded, TrialEnded, TrialSkipped, TrialStarted
 
-__all__ = ["SETUP_FILE", "TrialLoop"]
+if TYPE_CHECKING:
+    import optuna
 
-SETUP_FILE = "setup.pkl"
+    from mlsel.metalearn.search.workers import EventSink, WorkerJob
+
+__all__ = ["TrialLoop"]
 
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """A trial's config after the budget check, and what the cost model predicts for it."""
+
+    config: Config
+    predicted: float | None  # seconds, corrected by this worker's observed slowdown
+    modelled: float | None  # the cost model's own figure
+    trimmed_from: int | None = None  # epochs before they were trimmed to fit
+
+
 class TrialLoop:
-    """Runs a worker's trials one after another; heavy objects are built once.
+    """Runs a worker's trials one after another; the study and store are opened once.
 
     Args:
         job: the worker's :class:`~mlsel.metalearn.search.workers.WorkerJob`.
-        events: where events go (``put(kind, **data)``).
+        events: where events go.
         stop: an event; when set, a running trial stops at its next epoch.
     """
 
-    def __init__(self, job: Any, events: Any, stop: Any) -> None:
-        import torch
-
+    def __init__(self, job: WorkerJob, events: EventSink, stop: Any) -> None:
         from mlsel.experiment_store import Store
         from mlsel.metalearn.search.study import make_pruner, make_sampler, open_study
         from mlsel.metalearn.space import CandidateSpace
-        from mlsel.profilers import read_dataset
 
-        torch.set_num_threads(job.slot.threads)
-        self.trainer = importlib.import_module(job.trainer)
         self.job, self.events, self.stop = job, events, stop
         self.space = job.space or CandidateSpace()
         seed = None if job.seed is None else job.seed + 1000 * job.slot.index
@@ -52,47 +64,32 @@ class TrialLoop:
             sampler=make_sampler(job.sampler, seed=seed),
             pruner=make_pruner(job.pruner),
         )
-        self.dataset = read_dataset(job.dataset_path, task=job.task)
         self.store = Store.open(job.home)
-        self.cache = self.trainer.TensorCache()
         self.last_result: RunResult | None = None
         # observed / predicted wall time of this worker's completed runs: the cost model
         # learnt on other runs, and this machine may be busier or faster than it thinks
         self.slowdowns: list[float] = []
-        self.profile: Any = None
-        self.cost_model: Any = None
 
-    def load_setup(self) -> None:
-        """Read the profile and cost model the main process left in ``setup.pkl``."""
-        path = Path(self.job.folder) / SETUP_FILE
-        if path.is_file():
-            with path.open("rb") as handle:
-                self.profile, self.cost_model = pickle.load(handle)
-
-    def _config(self, trial: Any) -> Config:
-        """The trial's config; an enqueued (warm-start) trial trains exactly what was enqueued."""
-        # Optuna keeps an enqueued trial's params in its system attrs (no public getter).
-        attrs = self.study._storage.get_trial_system_attrs(trial._trial_id)
-        enqueued = attrs.get("fixed_params") or {}
-        fixed = {**self.job.fixed}
-        try:
-            config = self.space.sample_config(trial, self.job.task, fixed=fixed)
+    def _config(self, trial: optuna.Trial) -> Config:
+        """The trial's config; an enqueued trial trains exactly what was enqueued."""
+        task, fixed = self.job.dataset.task, self.job.fixed
+        wanted = trial.user_attrs.get("config")
+        if wanted is None:
+            return self.space.sample_config(trial, task, fixed=fixed)
+        config = Config.from_dict(wanted)
+        try:  # suggest the enqueued values too, so that the sampler learns from them
+            sampled = self.space.sample_config(trial, task, fixed=fixed)
         except ValueError:  # an enqueued value outside the space's choices
-            if not enqueued:
-                raise
-            config = Config.from_params(enqueued)
-        if enqueued:
-            wanted = Config.from_params(enqueued)
-            if wanted.key() != config.key():
-                logger.warning(
-                    "trial %d: the space changed the enqueued config; training it as enqueued",
-                    trial.number,
-                )
-                config = wanted
+            return config
+        if sampled.key() != config.key():
+            logger.warning(
+                "trial %d: the space changed the enqueued config; training it as enqueued",
+                trial.number,
+            )
         return config
 
     def _predicted_seconds(self, config: Config) -> float | None:
-        model, profile = self.cost_model, self.profile
+        model, profile = self.job.cost_model, self.job.profile
         if model is None or profile is None:
             return None
         try:
@@ -101,100 +98,113 @@ class TrialLoop:
             logger.warning("cost model could not predict %s: %s", config.arch, exc)
             return None
 
-    def run_one(self) -> bool:
-        """Ask, train and tell one trial. Returns False when the trial was skipped."""
-        from optuna.trial import TrialState
-
-        stop_run, train = self.trainer.StopRun, self.trainer.train
-
-        trial = self.study.ask()
-        config = self._config(trial)
-        modelled = self._predicted_seconds(config)  # the cost model's own figure
+    def _plan(self, config: Config) -> _Plan:
+        """Trim the epochs of a config predicted too long for the time left, if allowed."""
+        modelled = self._predicted_seconds(config)
         slowdown = statistics.median(self.slowdowns) if self.slowdowns else 1.0
         predicted = None if modelled is None else modelled * slowdown
         left = self.job.budget.left()
         trimmable = "epochs" not in self.job.fixed and config.epochs > 1  # not a user choice
-        if predicted is not None and modelled and predicted > left and trimmable:
-            # epochs are a budget knob: a config that fits with fewer is trained so
-            epochs = int(left / (predicted / config.epochs))
-            if epochs >= 1:
-                trial.set_user_attr("epochs_trimmed_from", config.epochs)
-                modelled *= epochs / config.epochs
-                predicted = modelled * slowdown
-                config = config.with_(epochs=epochs)
-        if not self.job.budget.fits(predicted):
+        if predicted is None or not modelled or predicted <= left or not trimmable:
+            return _Plan(config, predicted, modelled)
+        # epochs are a budget knob: a config that fits with fewer is trained so
+        epochs = int(left / (predicted / config.epochs))
+        if epochs < 1:
+            return _Plan(config, predicted, modelled)
+        scale = epochs / config.epochs
+        return _Plan(
+            config.with_(epochs=epochs), predicted * scale, modelled * scale, config.epochs
+        )
+
+    def run_one(self) -> bool:
+        """Ask, train and tell one trial. Returns False when the trial was skipped."""
+        from optuna.trial import TrialState
+
+        trial = self.study.ask()
+        plan = self._plan(self._config(trial))
+        config = plan.config
+        if plan.predicted is not None and not self.job.budget.fits(plan.predicted):
+            left = self.job.budget.left()
             trial.set_user_attr("status", "skipped")
-            trial.set_user_attr("skip_reason", f"predicted {predicted:.0f} s > {left:.0f} s left")
+            trial.set_user_attr("skip_reason", f"predicted {plan.predicted:.0f} s > {left:.0f} s")
             self.study.tell(trial, state=TrialState.FAIL)
-            self.events.put(
-                "skip", trial=trial.number, arch=config.arch, predicted_seconds=predicted, left=left
+            self.events.emit(
+                TrialSkipped,
+                trial=trial.number,
+                arch=config.arch,
+                predicted_seconds=plan.predicted,
+                left=left,
             )
             return False
         warm = bool(trial.user_attrs.get("warm_start"))
         trial.set_user_attr("worker", self.job.slot.label)
         trial.set_user_attr("config", config.to_dict())
-        if predicted is not None:
-            trial.set_user_attr("predicted_seconds", predicted)
-        self.events.put(
-            "trial_start",
+        if plan.trimmed_from is not None:
+            trial.set_user_attr("epochs_trimmed_from", plan.trimmed_from)
+        if plan.predicted is not None:
+            trial.set_user_attr("predicted_seconds", plan.predicted)
+        self.events.emit(
+            TrialStarted,
             trial=trial.number,
-            config=config.to_dict(),
+            config=config,
             warm=warm,
-            predicted_seconds=predicted,
+            predicted_seconds=plan.predicted,
         )
-        steps = 0
-
-        def on_epoch(record: EpochRecord) -> None:
-            nonlocal steps
-            steps += 1
-            self.events.put(
-                "epoch",
-                trial=trial.number,
-                epoch=steps,
-                score=record.score,
-                seconds=record.seconds,
-                epochs=config.epochs,
-            )
-            if record.score is not None:
-                trial.report(float(record.score), steps)
-                if trial.should_prune():
-                    raise stop_run("pruned")
-            last = steps >= config.epochs  # a finished run is not stopped, even if late
-            if not last and (self.stop.is_set() or self.job.budget.expired()):
-                raise stop_run("timeout")
-
-        try:
-            run_id, result = train(
-                self.dataset,
-                config,
-                store=self.store,
-                device=self.job.slot.device,
-                on_epoch=on_epoch,
-                cache=self.cache,
-            )
-        except MlselError as exc:
-            run_id, result = None, RunResult(status="failed", error=str(exc))
-        except Exception as exc:  # a trial's crash must not end the search
-            logger.exception("trial %d crashed", trial.number)
-            run_id, result = None, RunResult(status="failed", error=f"{type(exc).__name__}: {exc}")
+        run_id, result = self._train(trial, config)
         self._tell(trial, run_id, result)
         self.last_result = result
-        if result.status == "completed" and result.wall_seconds and modelled:
-            self.slowdowns.append(float(result.wall_seconds) / modelled)
-        self.events.put(
-            "trial_end",
+        if result.status == "completed" and result.wall_seconds and plan.modelled:
+            self.slowdowns.append(float(result.wall_seconds) / plan.modelled)
+        self.events.emit(
+            TrialEnded,
             trial=trial.number,
+            config=config,
             status=result.status,
             score=result.score,
             run_id=run_id,
             seconds=result.wall_seconds,
             warm=warm,
-            config=config.to_dict(),
             error=result.error,
         )
         return True
 
-    def _tell(self, trial: Any, run_id: str | None, result: RunResult) -> None:
+    def _train(self, trial: optuna.Trial, config: Config) -> tuple[str | None, RunResult]:
+        steps = 0
+
+        def on_epoch(record: EpochRecord) -> None:
+            nonlocal steps
+            steps += 1
+            self.events.emit(
+                EpochEnded,
+                trial=trial.number,
+                epoch=steps,
+                epochs=config.epochs,
+                score=record.score,
+                seconds=record.seconds,
+            )
+            if record.score is not None:
+                trial.report(float(record.score), steps)
+                if trial.should_prune():
+                    raise StopRun("pruned")
+            last = steps >= config.epochs  # a finished run is not stopped, even if late
+            if not last and (self.stop.is_set() or self.job.budget.expired()):
+                raise StopRun("timeout")
+
+        try:
+            return self.job.trainer.train(
+                self.job.dataset,
+                config,
+                store=self.store,
+                device=self.job.slot.device,
+                on_epoch=on_epoch,
+            )
+        except MlselError as exc:  # could not start: nothing was logged
+            return None, RunResult(status="failed", error=str(exc))
+        except Exception as exc:  # a trial's crash must not end the search
+            logger.exception("trial %d crashed", trial.number)
+            return None, RunResult(status="failed", error=f"{type(exc).__name__}: {exc}")
+
+    def _tell(self, trial: optuna.Trial, run_id: str | None, result: RunResult) -> None:
         from optuna.trial import TrialState
 
         trial.set_user_attr("status", result.status)

@@ -1,13 +1,13 @@
 """One worker process of a search: ask the study for a trial, train it, tell the result.
 
 Workers share the study through its journal file and the experiment store through the
-store's lock; they talk to the main process only through ``events`` (a queue of small
-dicts the main process renders) and are told to stop through ``stop`` (an event). The
-module imports nothing heavy at import time: a spawned worker sets
-``CUDA_VISIBLE_DEVICES`` before torch is first imported, so it sees only its own GPU.
-
-Event kinds: ``worker_start``, ``trial_start``, ``epoch``, ``trial_end``, ``skip``,
-``log``, ``worker_done``. Each carries ``worker`` (the slot label) and ``time``.
+store's lock; they talk to the main process only through ``events`` (a queue of the
+frozen records of :mod:`.events`) and are told to stop through ``stop`` (an event).
+Everything a worker needs arrives in its :class:`WorkerJob`: the dataset as the main
+process read it, the profile and the cost model, so no worker reads the dataset again.
+The module imports nothing heavy at import time: a spawned worker sets
+``CUDA_VISIBLE_DEVICES`` and its thread count before torch is first imported, so it sees
+only its own GPU.
 """
 
 from __future__ import annotations
@@ -16,51 +16,70 @@ import io
 import logging
 import os
 import sys
-import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from mlsel.metalearn.search.budget import Budget
 from mlsel.metalearn.search.devices import DeviceSlot
+from mlsel.metalearn.search.events import SearchEvent, WorkerDone, WorkerLog, WorkerStarted
 
-__all__ = ["WorkerJob", "run_worker"]
+if TYPE_CHECKING:
+    from mlsel.kernel.dataset import Dataset
+    from mlsel.kernel.records import DatasetProfile
+    from mlsel.metalearn.cost import CostModel
+    from mlsel.metalearn.search.trainer import Trainer
+    from mlsel.metalearn.space import CandidateSpace
+
+__all__ = ["EventSink", "WorkerJob", "run_worker"]
 
 logger = logging.getLogger(__name__)
 
 MAX_SKIPS_IN_A_ROW = 25
+E = TypeVar("E", bound=SearchEvent)
 
 
 @dataclass(frozen=True)
 class WorkerJob:
     """Everything a worker needs; picklable, so it crosses to a spawned process.
 
-    ``trainer`` names the module providing ``train``, ``StopRun`` and ``TensorCache``
-    (``mlsel.trainers``; tests name a fast stand-in).
+    Attributes:
+        slot: the worker's device.
+        dataset: the dataset, read once by the main process.
+        profile / cost_model: for the cost model's predictions (``None``: no trial is
+            skipped on predicted time).
+        home / folder: the mlsel home and the search's folder (its study).
+        sampler / pruner / seed: how the worker's sampler and pruner are made.
+        budget: the search's budget.
+        trainer: what trains the trials (:class:`~.trainer.Trainer`).
+        space / fixed: the candidate space and the params held constant.
+        target: stop the search once a trial completes with at least this score.
     """
 
     slot: DeviceSlot
-    dataset_path: str
-    task: str
+    dataset: Dataset
+    profile: DatasetProfile | None
+    cost_model: CostModel | None
     home: str
     folder: str
     sampler: str
     pruner: str
     budget: Budget
+    trainer: Trainer
     seed: int | None = None
-    space: Any = None
+    space: CandidateSpace | None = None
     fixed: dict[str, Any] = field(default_factory=dict)
-    trainer: str = "mlsel.trainers"
     target: float | None = None
 
 
-class _Events:
-    """Puts events on the queue, stamped with the worker and the time."""
+class EventSink:
+    """Puts events on the queue, stamped with the worker and the budget's clock."""
 
-    def __init__(self, queue: Any, worker: str) -> None:
-        self.queue, self.worker = queue, worker
+    def __init__(self, queue: Any, worker: str, budget: Budget) -> None:
+        self.queue, self.worker, self.budget = queue, worker, budget
 
-    def put(self, kind: str, **data: Any) -> None:
-        self.queue.put({"kind": kind, "worker": self.worker, "time": time.time(), **data})
+    def emit(self, kind: type[E], **data: Any) -> None:
+        """Put one ``kind`` event with ``data`` on the queue."""
+        self.queue.put(kind(worker=self.worker, time=self.budget.now(), **data))
 
 
 class _StopOrOrphaned:
@@ -76,28 +95,28 @@ class _StopOrOrphaned:
         if self.parent is not None and not self.parent.is_alive():
             self.queue.cancel_join_thread()  # nobody reads the events: exit without flushing
             return True
-        return self.stop.is_set()
+        return bool(self.stop.is_set())
 
     def set(self) -> None:
         self.stop.set()
 
 
 class _QueueLogHandler(logging.Handler):
-    def __init__(self, events: _Events) -> None:
+    def __init__(self, events: EventSink) -> None:
         super().__init__(logging.INFO)
         self.events = events
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.events.put("log", level=record.levelname, text=self.format(record))
+            self.events.emit(WorkerLog, level=record.levelname, text=self.format(record))
         except (OSError, ValueError):  # queue closed while shutting down
             pass
 
 
 class _QueueWriter(io.TextIOBase):
-    """Stands in for the worker's stdout/stderr: whole lines become ``log`` events."""
+    """Stands in for the worker's stdout/stderr: whole lines become log events."""
 
-    def __init__(self, events: _Events) -> None:
+    def __init__(self, events: EventSink) -> None:
         self.events, self.buffer_ = events, ""
 
     def write(self, text: str) -> int:
@@ -105,19 +124,19 @@ class _QueueWriter(io.TextIOBase):
         *lines, self.buffer_ = self.buffer_.split("\n")
         for line in lines:
             if line.strip():
-                self.events.put("log", level="OUT", text=line.rstrip())
+                self.events.emit(WorkerLog, level="OUT", text=line.rstrip())
         return len(text)
 
 
-def _route_output(events: _Events) -> None:
+def _route_output(events: EventSink) -> None:
     handler = _QueueLogHandler(events)
     handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
     logging.getLogger("mlsel").setLevel(logging.INFO)
-    sys.stdout = _QueueWriter(events)  # type: ignore[assignment]
-    sys.stderr = _QueueWriter(events)  # type: ignore[assignment]
+    sys.stdout = _QueueWriter(events)
+    sys.stderr = _QueueWriter(events)
 
 
 def _take_ticket(tickets: Any) -> bool:
@@ -136,73 +155,69 @@ def _give_back(tickets: Any) -> None:
             tickets.value += 1
 
 
-def _wait_for_go(go: Any, stop: Any) -> bool:
-    while not go.wait(0.2):
+def _pin(slot: DeviceSlot) -> None:
+    """Give this process only the slot's GPU and threads (before torch is imported)."""
+    os.environ["CUDA_VISIBLE_DEVICES"] = slot.cuda_visible
+    os.environ["OMP_NUM_THREADS"] = str(slot.threads)  # torch's intra-op threads
+    if "torch" in sys.modules:  # in-process callers (tests) may have it loaded already
+        sys.modules["torch"].set_num_threads(slot.threads)
+
+
+def _trials(loop: Any, job: WorkerJob, stop: _StopOrOrphaned, tickets: Any) -> str:
+    """Run trials until one of the ends; returns why it ended."""
+    skips = 0
+    while True:
         if stop.is_set():
-            return False
-    return not stop.is_set()
+            return "stopped"
+        if job.budget.expired():
+            return "budget spent"
+        if not _take_ticket(tickets):
+            return "max trials reached"
+        if loop.run_one():
+            skips = 0
+            last = loop.last_result
+            if (
+                job.target is not None
+                and last is not None
+                and last.status == "completed"
+                and last.score is not None
+                and last.score >= job.target
+            ):
+                stop.set()  # at once, before the main process hears of it
+            continue
+        _give_back(tickets)
+        skips += 1
+        if skips >= MAX_SKIPS_IN_A_ROW:
+            return "no sampled trial fits in the time left"
 
 
-def run_worker(job: WorkerJob, queue: Any, stop: Any, go: Any, tickets: Any) -> None:
+def run_worker(job: WorkerJob, queue: Any, stop: Any, tickets: Any) -> None:
     """Entry point of a worker process (also callable in-process, for tests).
 
     Args:
-        job: the worker's settings.
+        job: the worker's settings and inputs.
         queue: a multiprocessing queue for events to the main process.
         stop: a multiprocessing event; when set, no trial starts and running ones stop.
-        go: a multiprocessing event set once the warm-start trials are enqueued and
-            ``setup.pkl`` (profile and cost model) is written in the search folder.
         tickets: a shared int: how many more trials may start (-1: no limit).
     """
-    os.environ["CUDA_VISIBLE_DEVICES"] = job.slot.cuda_visible
-    stop = _StopOrOrphaned(stop, queue)
-    events = _Events(queue, job.slot.label)
+    _pin(job.slot)
+    orphan_aware = _StopOrOrphaned(stop, queue)
+    events = EventSink(queue, job.slot.label, job.budget)
     _route_output(events)
     reason = "stopped"
     try:
         from mlsel.metalearn.search.trial import TrialLoop
 
-        loop = TrialLoop(job, events, stop)
-        events.put(
-            "worker_start",
+        loop = TrialLoop(job, events, orphan_aware)
+        events.emit(
+            WorkerStarted,
             device=job.slot.device,
             pid=os.getpid(),
             cuda_visible=job.slot.cuda_visible,
         )
-        if not _wait_for_go(go, stop):
-            return
-        loop.load_setup()
-        skips = 0
-        while True:
-            if stop.is_set():
-                reason = "stopped"
-                break
-            if job.budget.expired():
-                reason = "budget spent"
-                break
-            if not _take_ticket(tickets):
-                reason = "max trials reached"
-                break
-            ran = loop.run_one()
-            if ran:
-                skips = 0
-                last = loop.last_result
-                if (
-                    job.target is not None
-                    and last is not None
-                    and last.status == "completed"
-                    and last.score is not None
-                    and last.score >= job.target
-                ):
-                    stop.set()  # at once, before the main process hears of it
-                continue
-            _give_back(tickets)
-            skips += 1
-            if skips >= MAX_SKIPS_IN_A_ROW:
-                reason = "no sampled trial fits in the time left"
-                break
+        reason = _trials(loop, job, orphan_aware, tickets)
     except Exception as exc:  # the worker must report why it died, not vanish
         logger.exception("worker %s failed", job.slot.label)
         reason = f"worker error: {type(exc).__name__}: {exc}"
     finally:
-        events.put("worker_done", reason=reason)
+        events.emit(WorkerDone, reason=reason)

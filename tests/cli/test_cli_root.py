@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from mlsel.cli import app as app_module
 from mlsel.cli._common import parse_duration
-from mlsel.experiment_store.errors import ConfigError, DatasetError
+from mlsel.kernel.errors import ConfigError, DatasetError
 
 runner = CliRunner()
 

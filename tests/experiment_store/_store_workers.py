@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from mlsel.experiment_store import Config, EpochRecord, RunResult, Store
+from mlsel.experiment_store import Store
+from mlsel.kernel import Config, EpochRecord, RunResult
 
 COMPLETED_BEFORE_KILL = 3
 

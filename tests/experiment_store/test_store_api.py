@@ -8,16 +8,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from mlsel.experiment_store import (
-    Config,
-    DatasetProfile,
-    EpochRecord,
-    RunResult,
-    Store,
-    StoreError,
-)
+from mlsel.experiment_store import Store
 from mlsel.experiment_store._codec import config_json
-from mlsel.experiment_store.home import store_path
+from mlsel.kernel import Config, DatasetProfile, EpochRecord, RunResult, StoreError
+from mlsel.kernel.home import Home
 
 CFG = Config(backend="torchvision", arch="resnet18", lr=0.01, extra=(("mixup", 0.2),))
 PROFILE = DatasetProfile(
@@ -41,7 +35,7 @@ def _result(status: str = "completed", score: float | None = 0.8, **kw) -> RunRe
 
 
 def test_open_creates_the_store_under_mlsel_home(store: Store, mlsel_home: Path) -> None:
-    assert store.path == store_path() == mlsel_home / "experiments.duckdb"
+    assert store.path == Home.resolve().store == mlsel_home / "experiments.duckdb"
     assert store.path.is_file()
     assert (mlsel_home / "experiments.duckdb.lock").is_file()
     assert store.info()["schema_version"] == 2

@@ -11,7 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from mlsel.cli.app import app
-from mlsel.experiment_store import Config, DatasetProfile, EpochRecord, RunResult, Store
+from mlsel.experiment_store import Store
+from mlsel.kernel import Config, DatasetProfile, EpochRecord, RunResult
 
 runner = CliRunner()
 

@@ -9,18 +9,17 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from mlsel.experiment_store import (
+from mlsel.experiment_store import Store, TrackerMapping
+from mlsel.experiment_store._tracker import dataset_fingerprint, parse_value
+from mlsel.kernel import (
     Config,
     ConfigError,
     DatasetProfile,
     EpochRecord,
     RunResult,
-    Store,
     StoreError,
     StoreFormatError,
-    TrackerMapping,
 )
-from mlsel.experiment_store._tracker import dataset_fingerprint, parse_value
 
 QUICKTUNE = "data/quicktune-micro-runs-00.csv"
 

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from _store_workers import COMPLETED_BEFORE_KILL, log_many, log_then_hang
 
-from mlsel.experiment_store import Config, RunResult, Store, StoreError, StoreFormatError
+from mlsel.experiment_store import Store
 from mlsel.experiment_store._schema import SCHEMA_VERSION, migrate
+from mlsel.kernel import Config, RunResult, StoreError, StoreFormatError
+from tests.experiment_store._store_workers import COMPLETED_BEFORE_KILL, log_many, log_then_hang
 
 SPAWN = multiprocessing.get_context("spawn")
 
@@ -186,16 +187,39 @@ def test_migration_from_version_1(tmp_path: Path) -> None:
     assert versions == [1, 2]
 
 
+class _FakeTime:
+    """A clock that moves only when the lock sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
 def test_lock_held_too_long_is_a_clear_error(tmp_path: Path) -> None:
+    from mlsel.experiment_store._lock import _MAX_WAIT, StoreLock
+
     path = tmp_path / "experiments.duckdb"
     Store.at(path)
     fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR)
+    fake = _FakeTime()
+    lock = StoreLock(path.with_name(path.name + ".lock"), 0.3, clock=fake.clock, sleep=fake.sleep)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        started = time.monotonic()
         with pytest.raises(StoreError, match="busy: another process held"):
-            Store(path, lock_timeout=0.3).list_runs()
-        assert 0.3 <= time.monotonic() - started < 3
+            with lock.hold(shared=True):
+                pass
+        # it waited the whole timeout, and no single wait overshot it by much
+        assert 0.3 <= fake.now <= 0.3 + 1.5 * _MAX_WAIT
+        assert len(fake.slept) > 3 and max(fake.slept) <= 1.5 * _MAX_WAIT
+        with pytest.raises(StoreError, match="busy"):
+            Store(path, lock_timeout=0.05).list_runs()
     finally:
         os.close(fd)
     assert Store(path, lock_timeout=0.3).list_runs() == []

@@ -14,8 +14,18 @@ from mlsel.metalearn.synthetic import synthetic_runs
 
 
 @pytest.fixture()
-def export_file(tmp_path: Path) -> Path:
-    """An mlsel export of synthetic runs on 12 datasets, logged as bundled."""
+def export_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An mlsel export of synthetic runs on 12 datasets, logged as bundled.
+
+    The run ids are fixed, as in the shipped export: the ranker's rows are ordered by run
+    id, and on 12 synthetic datasets a reordering can move it either side of the rules.
+    """
+    from itertools import count
+
+    from mlsel.experiment_store import store as store_module
+
+    ids = count()
+    monkeypatch.setattr(store_module, "new_run_id", lambda: f"{next(ids):016x}")
     store = Store.open(tmp_path / "maker")
     rows, seen = [], set()
     for profile, config, result in synthetic_runs(12):

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from mlsel.experiment_store.errors import RankerError
-from mlsel.experiment_store.records import Config, DatasetProfile
+from mlsel.kernel.errors import RankerError
+from mlsel.kernel.records import Config, DatasetProfile
 from mlsel.metalearn.features import FeatureEncoder, candidate_frame, configs_from_frame
 from mlsel.metalearn.ranker import RankerModel
 from mlsel.metalearn.synthetic import synthetic_frame

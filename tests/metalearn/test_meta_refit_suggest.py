@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from mlsel.cli.app import app
 from mlsel.experiment_store import Store
-from mlsel.experiment_store.errors import RankerError
-from mlsel.experiment_store.records import DatasetProfile
+from mlsel.kernel.errors import RankerError
+from mlsel.kernel.records import DatasetProfile
 from mlsel.metalearn.refit import refit
 from mlsel.metalearn.suggest import suggest
 from mlsel.metalearn.synthetic import synthetic_runs

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import optuna
 
-from mlsel.experiment_store.records import Config, DatasetProfile
+from mlsel.kernel.records import Config, DatasetProfile
 from mlsel.metalearn.cards import architecture_cards
 from mlsel.metalearn.rules import RulesRanker
 from mlsel.metalearn.space import ARCHITECTURES, CandidateSpace, available

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -11,13 +10,11 @@ from typer.testing import CliRunner
 
 from mlsel.cli.app import app
 from mlsel.experiment_store import Store
-from mlsel.experiment_store.records import Config
+from mlsel.kernel.records import Config
 
 
 @pytest.fixture(scope="module")
 def digits_and_profile(tmp_path_factory: pytest.TempPathFactory):
-    import torch  # noqa: F401  (the profiler then uses forkserver, see search.py)
-
     from mlsel.profilers import read_dataset, write_sample
     from mlsel.profilers.profile import profile_dataset
 
@@ -45,7 +42,6 @@ def test_run_warm_starts_with_the_suggestions_holds_its_budget_and_exports_the_b
     assert expected, "the rules suggest small_cnn for tiny 8x8 digits"
     out = tmp_path / "best"
     budget = 30
-    start = time.time()
     result = CliRunner().invoke(
         app,
         [
@@ -69,10 +65,8 @@ def test_run_warm_starts_with_the_suggestions_holds_its_budget_and_exports_the_b
             "--json",
         ],
     )
-    elapsed = time.time() - start
     assert result.exit_code == 0, result.output
-    data = json.loads(result.stdout)
-    assert elapsed <= budget + 5, elapsed  # the promise: 5 % or 30 s
+    data = json.loads(result.stdout)  # how close it keeps to the budget: benchmarks/budget.py
     # the warm-start trials ran first and are exactly the suggestions
     assert [Config.from_dict(c).key() for c in data["warm_start"]] == [c.key() for c in expected]
     rows = sorted(data["leaderboard"], key=lambda r: r["trial"])

@@ -12,55 +12,93 @@ from pathlib import Path
 import pytest
 
 from mlsel.experiment_store import Store
-from mlsel.experiment_store.errors import ConfigError
-from mlsel.experiment_store.records import Config, EpochRecord, RunResult
-from mlsel.metalearn.search import Budget, DeviceSlot, SearchSettings, parse_gpus, run_search
+from mlsel.kernel.dataset import Dataset
+from mlsel.kernel.errors import ConfigError, StopRun
+from mlsel.kernel.records import Config, EpochCallback, EpochRecord, RunResult
+from mlsel.metalearn.search import (
+    Budget,
+    DeviceSlot,
+    SearchSettings,
+    Trainer,
+    TrialEnded,
+    TrialStarted,
+    parse_gpus,
+    run_search,
+)
 from mlsel.metalearn.search.progress import SearchProgress
 
-# -- the stand-in trainer (imported by the spawned workers as this module) -------------
+# -- the stand-in trainer and clock (pickled into the spawned workers) ------------------
 
 
-class StopRun(Exception):
-    def __init__(self, status: str) -> None:
-        super().__init__(status)
-        self.status = status
+class TickClock:
+    """A clock that moves only when the stand-in trainer ends an epoch: ``step`` seconds a
+    tick, the ticks counted as bytes appended to a file that every process shares."""
+
+    def __init__(self, path: Path, step: float) -> None:
+        self.path, self.step = str(path), step
+        Path(path).touch()
+
+    def __call__(self) -> float:
+        return os.path.getsize(self.path) * self.step
+
+    def tick(self) -> None:
+        with open(self.path, "ab") as handle:  # one append is atomic across processes
+            handle.write(b".")
 
 
-class TensorCache:
-    pass
+class SleepyTrainer:
+    """Sleeps ``epoch_s`` per epoch and logs the run and each epoch like the real trainer,
+    with a score that depends only on the learning rate; ticks ``clock`` per epoch."""
+
+    def __init__(self, epoch_s: float = 0.02, clock: TickClock | None = None) -> None:
+        self.epoch_s, self.clock = epoch_s, clock
+
+    def train(
+        self,
+        dataset: Dataset,
+        config: Config,
+        *,
+        store: Store,
+        device: str,
+        on_epoch: EpochCallback,
+    ) -> tuple[str, RunResult]:
+        start = time.time()
+        run_id = store.start_run(dataset.fingerprint, config, hardware={"device": device})
+        curve: list[EpochRecord] = []
+        status = "completed"
+        for epoch in range(1, config.epochs + 1):
+            time.sleep(self.epoch_s)
+            if self.clock is not None:
+                self.clock.tick()
+            record = EpochRecord(
+                epoch=epoch,
+                train_loss=1.0 / epoch,
+                score=_score(config, epoch),
+                seconds=time.time() - start,
+            )
+            store.log_epoch(run_id, record)
+            curve.append(record)
+            try:
+                on_epoch(record)
+            except StopRun as stop:
+                status = stop.status
+                break
+        result = RunResult(
+            status=status,
+            score=curve[-1].score,
+            curve=tuple(curve),
+            wall_seconds=time.time() - start,
+        )
+        store.finish_run(run_id, result)
+        return run_id, result
+
+
+_CHECKED: Trainer = SleepyTrainer()  # mypy checks that the stand-in satisfies the protocol
 
 
 def _score(config: Config, epoch: int) -> float:
     quality = max(0.05, 1.0 - abs(math.log10(config.lr) + 2.5) / 3.0)
     return round(quality * math.sqrt(epoch / config.epochs), 6)
-
-
-def train(dataset, config, *, store=None, device="auto", on_epoch=None, cache=None, source="local"):
-    """Sleeps FAKE_EPOCH_S per epoch; logs the run and each epoch like the real trainer."""
-    start = time.time()
-    run_id = store.start_run(dataset.fingerprint, config, hardware={"device": device})
-    curve, status = [], "completed"
-    for epoch in range(1, config.epochs + 1):
-        time.sleep(float(os.environ.get("FAKE_EPOCH_S", "0.02")))
-        record = EpochRecord(
-            epoch=epoch,
-            train_loss=1.0 / epoch,
-            score=_score(config, epoch),
-            seconds=time.time() - start,
-        )
-        store.log_epoch(run_id, record)
-        curve.append(record)
-        try:
-            if on_epoch is not None:
-                on_epoch(record)
-        except StopRun as stop:
-            status = stop.status
-            break
-    result = RunResult(
-        status=status, score=curve[-1].score, curve=tuple(curve), wall_seconds=time.time() - start
-    )
-    store.finish_run(run_id, result)
-    return run_id, result
 
 
 # -- fixtures ------------------------------------------------------------------------------
@@ -98,7 +136,7 @@ def _settings(**changes) -> SearchSettings:
         refit=False,
         space=space,
         fixed={"image_size": 32},
-        trainer=__name__,
+        trainer=SleepyTrainer(),
         seed=0,
     )
     return SearchSettings(**{**base, **changes})
@@ -144,7 +182,7 @@ def test_parse_gpus_pins_one_gpu_per_worker_and_rejects_missing_ones():
 
 def test_progress_keeps_the_best_completed_score_over_a_stopped_ones():
     progress = SearchProgress(started_at=0.0)
-    cfg = {"arch": "small_cnn", "epochs": 3}
+    cfg = Config("torchvision", "small_cnn", epochs=3)
     for trial, status, score in (
         (0, "pruned", 0.9),
         (1, "completed", 0.5),
@@ -152,18 +190,22 @@ def test_progress_keeps_the_best_completed_score_over_a_stopped_ones():
         (3, "completed", 0.7),
     ):
         progress.update(
-            {"kind": "trial_start", "worker": "cpu", "time": 1.0, "trial": trial, "config": cfg}
+            TrialStarted(
+                worker="cpu", time=1.0, trial=trial, config=cfg, warm=False, predicted_seconds=1
+            )
         )
         progress.update(
-            {
-                "kind": "trial_end",
-                "worker": "cpu",
-                "time": 2.0 + trial,
-                "trial": trial,
-                "status": status,
-                "score": score,
-                "config": cfg,
-            }
+            TrialEnded(
+                worker="cpu",
+                time=2.0 + trial,
+                trial=trial,
+                status=status,
+                score=score,
+                config=cfg,
+                run_id=None,
+                seconds=1.0,
+                warm=False,
+            )
         )
     assert (progress.best_trial, progress.best_score) == (3, 0.7)
     assert progress.history == [(3.0, 0.5), (5.0, 0.7)]
@@ -216,19 +258,24 @@ def test_two_workers_log_concurrently_without_loss(digits: Path, mlsel_home: Pat
 
 
 @pytest.mark.slow
-def test_budget_holds_and_running_trials_stop_as_timeout(digits, mlsel_home, monkeypatch):
-    monkeypatch.setenv("FAKE_EPOCH_S", "2.5")  # 10 epochs: 25 s, twice the budget
-    start = time.time()
-    report = run_search(
-        digits, _settings(budget_s=12, fixed={"epochs": 10, "image_size": 32}), started=start
+def test_budget_holds_and_running_trials_stop_as_timeout(digits, mlsel_home, tmp_path):
+    # The budget's clock moves 2.5 s an epoch: 10 epochs would take 25 s, twice the budget.
+    clock = TickClock(tmp_path / "clock", step=2.5)
+    settings = _settings(
+        budget_s=12,
+        fixed={"epochs": 10, "image_size": 32},
+        clock=clock,
+        trainer=SleepyTrainer(clock=clock),
     )
-    elapsed = time.time() - start
-    assert elapsed <= 12 + 5.0, elapsed  # promised: 30 s; a loaded 2-core box needs slack
+    report = run_search(digits, settings)
+    budget = Budget.start(12, started=0.0)
+    # the trial stops at its first epoch past stop_at: 5 epochs (12.5 s on the clock)
     assert report.stop_reason == "budget spent"
-    assert report.progress.statuses.get("timeout") == 1, report.progress.statuses
+    assert report.progress.statuses == {"timeout": 1}, report.progress.statuses
+    assert report.elapsed_s == 12.5 <= budget.deadline + budget.tolerance_s
     timed_out = [r for r in report.rows if r.status == "timeout"]
     run = Store.open(mlsel_home).get_run(timed_out[0].run_id)
-    assert run.status == "timeout" and len(run.result.curve) >= 1
+    assert run.status == "timeout" and len(run.result.curve) == 5
 
 
 @pytest.mark.slow

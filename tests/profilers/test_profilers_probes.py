@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mlsel.kernel.home import machine_cache_dir as cache_dir
 from mlsel.profilers._pixels import THUMB_SIDE
-from mlsel.profilers._probes import ImageNetProbes, cache_dir, probes_path, run_probes
+from mlsel.profilers._probes import ImageNetProbes, probes_path, run_probes
 
 
 def _thumbs(n: int, seed: int = 0) -> np.ndarray:
@@ -67,13 +68,13 @@ def test_the_export_is_made_once_and_a_damaged_one_is_made_again(caplog) -> None
 
 
 def test_missing_weights_leave_the_probes_out_with_a_reason(monkeypatch) -> None:
-    from mlsel.experiment_store.errors import WeightsUnavailableError
-    from mlsel.trainers import offline
+    from mlsel.kernel import backbones
+    from mlsel.kernel.errors import WeightsUnavailableError
 
     def missing() -> Path:
         raise WeightsUnavailableError("The offline MobileNetV2 ImageNet weights are not installed.")
 
-    monkeypatch.setattr(offline, "mobilenet_v2_weights_path", missing)
+    monkeypatch.setattr(backbones, "mobilenet_v2_weights_path", missing)
     probes = ImageNetProbes()
     assert probes.get() is None
     assert "not installed" in (probes.error_ or "")

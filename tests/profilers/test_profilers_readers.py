@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mlsel.experiment_store.errors import DatasetError
+from mlsel.kernel.errors import DatasetError
 from mlsel.profilers import read_dataset
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mlsel.experiment_store.errors import ConfigError, DatasetError
+from mlsel.kernel.errors import ConfigError, DatasetError
 from mlsel.profilers import read_dataset, samples, write_sample
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from mlsel.experiment_store.records import Config
 from mlsel.experiment_store.store import Store
+from mlsel.kernel.records import Config
 from mlsel.profilers import read_dataset, write_sample
 from mlsel.trainers import load_model, train
 

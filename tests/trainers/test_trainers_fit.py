@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from mlsel.experiment_store.errors import ConfigError, TrainingError, WeightsUnavailableError
-from mlsel.experiment_store.records import Config
 from mlsel.experiment_store.store import Store
+from mlsel.kernel import StopRun
+from mlsel.kernel.errors import ConfigError, TrainingError, WeightsUnavailableError
+from mlsel.kernel.records import Config
 from mlsel.profilers import read_dataset, write_sample
-from mlsel.trainers import StopRun, TensorCache, load_model, train
+from mlsel.trainers import TensorCache, load_model, train
 
 SMALL = Config(
     backend="torchvision",
@@ -142,7 +143,7 @@ def test_nan_loss_fails_the_run(digits) -> None:
 
     net = build_torchvision("small_cnn", 4, pretrained=None, image_size=16)
     with torch.no_grad():
-        net.head[1].weight.fill_(float("nan"))
+        net.head.get_parameter("1.weight").fill_(float("nan"))
     cache = TensorCache()
     train_split, val_split = cache.get(digits, 16, "train"), cache.get(digits, 16, "val")
     with pytest.raises(TrainingError, match="became nan at epoch 1"):

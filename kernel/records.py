@@ -1,29 +1,22 @@
 """Typed records that flow between mlsel's packages and in and out of the store.
 
-These are the contracts of DESIGN.md: frozen dataclasses, not dicts. They live here,
-at the bottom of the dependency graph, so that profilers, trainers and metalearn can all
-share them without importing each other. ``Dataset`` (items and splits) belongs to
-``mlsel.profilers`` and ``Suggestion`` to ``mlsel.metalearn``; what the store keeps of a
-dataset is its fingerprint and its ``DatasetProfile``.
+These are the contracts of DESIGN.md: frozen dataclasses, not dicts. ``Dataset`` (items
+and splits) is in :mod:`mlsel.kernel.dataset`, ``Suggestion`` in ``mlsel.metalearn``;
+what the store keeps of a dataset is its fingerprint and its ``DatasetProfile``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
 __all__ = [
-    "AUGMENT_PRESETS",
-    "BACKENDS",
-    "FINETUNE_MODES",
-    "RUN_SOURCES",
-    "RUN_STATUSES",
-    "TASKS",
     "Config",
     "DatasetProfile",
+    "EpochCallback",
     "EpochRecord",
     "RunRecord",
     "RunResult",
@@ -32,22 +25,6 @@ __all__ = [
 Task = Literal["classify", "detect"]
 RunStatus = Literal["running", "completed", "failed", "pruned", "timeout", "interrupted"]
 RunSource = Literal["local", "bundled", "imported"]
-
-TASKS: tuple[str, ...] = ("classify", "detect")
-BACKENDS: tuple[str, ...] = ("torchvision", "ultralytics", "timm", "external")
-FINETUNE_MODES: tuple[str, ...] = ("head", "partial", "full")
-AUGMENT_PRESETS: tuple[str, ...] = ("none", "light", "strong")
-# "interrupted": the process logging the run died before finishing it (found on next open).
-RUN_STATUSES: tuple[str, ...] = (
-    "running",
-    "completed",
-    "failed",
-    "pruned",
-    "timeout",
-    "interrupted",
-)
-FINISHED_STATUSES: tuple[str, ...] = ("completed", "failed", "pruned", "timeout")
-RUN_SOURCES: tuple[str, ...] = ("local", "bundled", "imported")
 
 Scalar = float | int | str | bool | None
 
@@ -158,6 +135,13 @@ class EpochRecord:
     score: float | None = None
     seconds: float | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict."""
+        return asdict(self)
+
+
+EpochCallback = Callable[[EpochRecord], None]
+
 
 @dataclass(frozen=True)
 class RunResult:
@@ -194,6 +178,24 @@ class RunResult:
     error: str | None = None
     artifact_dir: str | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict: the confusion matrix as lists, the curve as dicts."""
+        return {
+            "status": self.status,
+            "score": self.score,
+            "metrics": dict(self.metrics),
+            "confusion": [list(row) for row in self.confusion] if self.confusion else None,
+            "curve": [record.to_dict() for record in self.curve],
+            "wall_seconds": self.wall_seconds,
+            "seconds_per_epoch": self.seconds_per_epoch,
+            "peak_gpu_mb": self.peak_gpu_mb,
+            "peak_host_mb": self.peak_host_mb,
+            "hardware": dict(self.hardware),
+            "versions": dict(self.versions),
+            "error": self.error,
+            "artifact_dir": self.artifact_dir,
+        }
+
 
 @dataclass(frozen=True)
 class RunRecord:
@@ -211,3 +213,16 @@ class RunRecord:
     @property
     def status(self) -> str:
         return self.result.status
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict: identity, provenance, the config and the result."""
+        return {
+            "run_id": self.run_id,
+            "dataset": self.dataset,
+            "source": self.source,
+            "config": self.config.to_dict(),
+            "result": self.result.to_dict(),
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "import_key": self.import_key,
+        }

