@@ -80,7 +80,7 @@ def Store_open(home):  # noqa: N802 - keeps the heavy import lazy
 
 
 def suggest_latency(csv: Path, n_runs: int) -> dict:
-    from mlsel.metalearn.refit import refit
+    from mlsel.metalearn import refit
     from mlsel.profilers import write_sample
 
     home = Path(tempfile.mkdtemp(prefix="mlsel-latency-"))

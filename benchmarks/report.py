@@ -9,7 +9,8 @@ Sections, each with the machine it ran on:
    imported into a temporary store): regret@1, regret@3, NDCG@5, and a PNG.
 2. The warm-start anytime curves of ``benchmarks/warmstart.py`` (its table and PNG).
 3. Training, profiling and store throughput ratios (``train_bench.py``,
-   ``profile_bench.py``, ``store_bench.py``).
+   ``profile_bench.py``, ``store_bench.py``), and how closely ``mlsel run`` keeps to its
+   budget (``budget_bench.py``).
 
 A section whose benchmark has not been run says so and names the command to run.
 """
@@ -206,6 +207,14 @@ def throughput_section() -> str:
             f"| store: training frame of {store['runs']:,} runs | "
             f"{store['training_frame_best_s']:.2f} s | - | - | under 1 s |"
         )
+    budget = _read("budget_bench.json")
+    if budget:
+        for row in budget["rows"]:
+            lines.append(
+                f"| mlsel run --budget {row['budget_s']}s, whole command ({budget['data']}) | "
+                f"{row['wall_s']:.1f} s | {row['budget_s']} s | {row['ratio']:.3f} | "
+                f"within +{row['tolerance_s']:.0f} s |"
+            )
     if len(lines) == 2:
         return "Not measured yet: run the `benchmarks/*_bench.py` scripts.\n"
     return "\n".join(lines) + "\n"

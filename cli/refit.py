@@ -26,7 +26,7 @@ def refit_command(
     ] = 10,
 ) -> None:
     """Fit the ranker on every finished run, evaluate it against baselines, maybe activate it."""
-    from mlsel.metalearn.refit import refit
+    from mlsel.metalearn import refit
 
     home = state(ctx).home
     report = refit(open_store(ctx), home=home, max_folds=folds or None)

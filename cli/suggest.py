@@ -62,7 +62,7 @@ def suggest_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Profile DATASET and suggest the configurations most likely to win on it."""
-    from mlsel.metalearn.suggest import suggest
+    from mlsel.metalearn import suggest
 
     budget_s = parse_duration(budget) if budget is not None else None
     device, count = parse_gpus(gpus)

@@ -50,26 +50,7 @@ def _config(
 
 
 def _result_json(run_id: str, result: RunResult) -> dict[str, Any]:
-    return {
-        "run_id": run_id,
-        "status": result.status,
-        "score": result.score,
-        "metrics": dict(result.metrics),
-        "confusion": [list(r) for r in result.confusion] if result.confusion else None,
-        "curve": [
-            vars(r)
-            if not hasattr(r, "__dataclass_fields__")
-            else {f: getattr(r, f) for f in r.__dataclass_fields__}
-            for r in result.curve
-        ],
-        "wall_seconds": result.wall_seconds,
-        "seconds_per_epoch": result.seconds_per_epoch,
-        "peak_gpu_mb": result.peak_gpu_mb,
-        "peak_host_mb": result.peak_host_mb,
-        "hardware": dict(result.hardware),
-        "error": result.error,
-        "artifact_dir": result.artifact_dir,
-    }
+    return {"run_id": run_id, **result.to_dict()}
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
@@ -117,7 +98,10 @@ def train_command(
     ] = None,
     augment: Annotated[
         str | None,
-        typer.Option("--augment", help="none, light (seed 002) or strong (default light)."),
+        typer.Option(
+            "--augment",
+            help="none, light (flips, small rotations, colour jitter) or strong (default light).",
+        ),
     ] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda:N.")] = "auto",
     seed: Annotated[int | None, typer.Option("--seed", help="Random seed (default 0).")] = None,

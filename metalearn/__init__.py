@@ -9,15 +9,15 @@ Importing this package is cheap: LightGBM and Polars load when used.
 
 from __future__ import annotations
 
+from mlsel.metalearn._refit import RefitReport, refit
+from mlsel.metalearn._suggest import Suggestion, SuggestionReport, suggest
 from mlsel.metalearn.cards import ArchitectureCard, architecture_card, architecture_cards
 from mlsel.metalearn.cost import CostEstimate, CostModel
 from mlsel.metalearn.evaluation import Evaluation, evaluate
 from mlsel.metalearn.features import FeatureEncoder, candidate_frame, configs_from_frame
 from mlsel.metalearn.ranker import RankerModel
-from mlsel.metalearn.refit import RefitReport, refit
 from mlsel.metalearn.rules import DEFAULT_RULES, Rule, RulesRanker
 from mlsel.metalearn.space import ARCHITECTURES, CandidateSpace, available
-from mlsel.metalearn.suggest import Suggestion, SuggestionReport, suggest
 
 __all__ = [
     "ARCHITECTURES",

@@ -83,7 +83,7 @@ def seed_bundled(
     version, activated, note = None, False, f"added {report.runs_added} bundled runs"
     if store.active_ranker() is None:
         from mlsel.kernel.errors import RankerError
-        from mlsel.metalearn.refit import refit
+        from mlsel.metalearn._refit import refit
 
         try:
             refit_report = refit(store, home=home, max_folds=5)

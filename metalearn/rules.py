@@ -2,8 +2,8 @@
 
 A :class:`Rule` is data: a condition on the dataset's meta-features (``when``), a
 condition on the config (``applies``), an ``effect`` on the score, its ``source`` and a
-``reason`` template a user can read. Seed 002's few-shot findings come first; seed 000
-is the production-rule recommender this prior follows. :class:`RulesRanker` sums the
+``reason`` template a user can read. The few-shot fine-tuning study's findings come
+first; the rule-based model recommender is the prior this follows. :class:`RulesRanker` sums the
 effects of the rules that fire and keeps the reasons. It ranks when experience is thin
 and stays as the baseline a learned ranker must beat.
 """
@@ -29,8 +29,8 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
     ">=": operator.ge,
 }
-SEED_002 = "seed 002 (few-shot fine-tuning: EfficientNet B0/B7, YOLO11 on 15-50 images a class)"
-SEED_000 = "seed 000 (production-rule model recommender)"
+FEW_SHOT_STUDY = "few-shot fine-tuning study (EfficientNet B0/B7, YOLO11 on 15-50 images a class)"
+RULE_RECOMMENDER = "rule-based model recommender (production rules on dataset features)"
 KORNBLITH = "Kornblith et al. 2019, 'Do Better ImageNet Models Transfer Better?'"
 
 
@@ -104,7 +104,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         "pretrained",
         2.0,
         "few images per class ({value}): start from ImageNet weights",
-        SEED_002,
+        FEW_SHOT_STUDY,
     ),
     Rule(
         "few-shot-scratch",
@@ -112,7 +112,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         "scratch",
         -1.0,
         "few images per class ({value}): training from scratch overfits",
-        SEED_002,
+        FEW_SHOT_STUDY,
     ),
     Rule(
         "few-shot-b0-class",
@@ -120,7 +120,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         "small_model",
         1.0,
         "few images per class ({value}): a small EfficientNet-B0-class model is enough",
-        SEED_002,
+        FEW_SHOT_STUDY,
     ),
     Rule(
         "few-shot-large",
@@ -128,7 +128,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         "large_model",
         -1.0,
         "few images per class ({value}): a large model (B7-class) costs 10x for ~5% at best",
-        SEED_002,
+        FEW_SHOT_STUDY,
     ),
     Rule(
         "few-shot-frozen",
@@ -136,7 +136,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         "frozen_backbone",
         1.0,
         "few images per class ({value}): freeze the backbone, train the head",
-        SEED_002,
+        FEW_SHOT_STUDY,
     ),
     Rule(
         "few-shot-augment",
@@ -144,7 +144,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         "strong_augment",
         0.5,
         "few images per class ({value}): strong augmentation",
-        SEED_002,
+        FEW_SHOT_STUDY,
     ),
     Rule(
         "few-shot-duplicate",
@@ -152,7 +152,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         "duplicates_to_50",
         0.5,
         "few images per class ({value}): duplicate up to 50 a class",
-        SEED_002,
+        FEW_SHOT_STUDY,
     ),
     Rule(
         "yolo-no-freeze",
@@ -160,7 +160,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         "yolo_frozen",
         -1.5,
         "freezing YOLO11 layers lost >10% in tests",
-        SEED_002,
+        FEW_SHOT_STUDY,
     ),
     Rule(
         "yolo-n-over-s",
@@ -168,7 +168,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         "yolo_bigger_than_n",
         -0.5,
         "few images per class ({value}): YOLO11n beat YOLO11s",
-        SEED_002,
+        FEW_SHOT_STUDY,
     ),
     Rule(
         "unlike-imagenet",
@@ -176,7 +176,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         "tuned_backbone",
         1.0,
         "images unlike ImageNet (confidence {value}): fine-tune the backbone too",
-        SEED_000,
+        RULE_RECOMMENDER,
     ),
     Rule(
         "unlike-imagenet-frozen",
@@ -184,7 +184,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         "frozen_backbone",
         -0.5,
         "images unlike ImageNet (confidence {value}): a frozen backbone transfers poorly",
-        SEED_000,
+        RULE_RECOMMENDER,
     ),
     Rule(
         "many-images-full",
@@ -192,7 +192,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         "full_finetune",
         1.0,
         "many images per class ({value}): fine-tune the whole network",
-        SEED_000,
+        RULE_RECOMMENDER,
     ),
     Rule(
         "many-images-large",
@@ -200,7 +200,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         "large_model",
         0.5,
         "many images per class ({value}): a larger model can pay off",
-        SEED_000,
+        RULE_RECOMMENDER,
     ),
     Rule(
         "tiny-images",
@@ -208,7 +208,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         "small_cnn",
         1.0,
         "tiny images ({value} px): a small CNN from scratch is competitive",
-        SEED_000,
+        RULE_RECOMMENDER,
     ),
 )
 

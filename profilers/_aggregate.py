@@ -14,7 +14,7 @@ from mlsel.profilers._pixels import STAT_NAMES
 __all__ = ["detection_features", "header_features", "pixel_features", "size_features"]
 
 NAN = float("nan")
-SMALL_CLASS = 50  # seed 002: below 50 images a class, the winners change
+SMALL_CLASS = 50  # the few-shot study: below 50 images a class, the winners change
 _COCO_SMALL, _COCO_LARGE = 32 * 32, 96 * 96
 
 

@@ -16,12 +16,12 @@ import os
 from pathlib import Path
 
 from mlsel.kernel.dataset import Dataset, DatasetItem
-from mlsel.kernel.errors import DatasetError
+from mlsel.kernel.errors import DatasetError, invalid_parameter
 from mlsel.profilers._checks import check_classes, check_duplicates, name_some
 from mlsel.profilers._csv import find_manifest, read_csv_manifest
 from mlsel.profilers._folders import looks_like_class_folders, read_class_folders
 from mlsel.profilers._parallel import Progress, parallel_map
-from mlsel.profilers._raw import RawDataset
+from mlsel.profilers._raw import RawDataset, RawItem
 from mlsel.profilers._scan import FileInfo, scan_file
 from mlsel.profilers._split import seeded_split
 from mlsel.profilers._yolo import looks_like_yolo, read_yolo
@@ -126,60 +126,22 @@ def read_dataset(
             classification dataset has fewer than two classes.
     """
     if not 0.0 <= val_fraction < 1.0:
-        raise DatasetError(
-            f"The 'val_fraction' parameter of read_dataset must be a float in [0, 1). "
-            f"Got {val_fraction!r} instead."
+        raise invalid_parameter(
+            "val_fraction", "read_dataset", "a float in [0, 1)", val_fraction, error=DatasetError
         )
     root = Path(path).expanduser().resolve()
-    layout = detect_layout(root, task)
-    raw = _read_raw(root, layout)
+    raw = _read_raw(root, detect_layout(root, task))
     if not raw.items:
         raise DatasetError(f"{root} holds no image files. {EXPECTED_LAYOUTS}")
-    warnings = list(raw.warnings)
-    infos: list[FileInfo] = parallel_map(
-        scan_file, [item.path for item in raw.items], stage="scan", progress=progress
-    )
-    readable = [(item, info) for item, info in zip(raw.items, infos, strict=True) if not info.error]
-    skipped = [
-        _rel(item.path, raw.base) for item, info in zip(raw.items, infos, strict=True) if info.error
-    ]
-    if skipped:
-        first_error = next(info.error for info in infos if info.error)
-        warnings.append(
-            f"{len(skipped)} unreadable or corrupt image(s) were skipped: {name_some(skipped)} "
-            f"(first error: {first_error})."
-        )
-    if not readable:
-        raise DatasetError(f"None of the {len(raw.items)} image files in {root} can be read.")
-    if raw.ignored_files:
-        warnings.append(
-            f"{len(raw.ignored_files)} non-image file(s) were ignored "
-            f"(e.g. {Path(raw.ignored_files[0]).name})."
-        )
-    labels = [item.label for item, _ in readable]
-    classes = raw.classes
-    empty = list(raw.empty_classes)
-    if raw.task == "classify":
-        classes = sorted(set(labels))
-        empty += [c for c in raw.classes if c not in set(labels)]
-    warnings += check_classes(str(root), raw.task, labels, sorted(set(empty)))
-
+    readable, skipped, warnings = _scan(raw, root, progress)
+    classes, class_warnings = _classes(raw, readable, root)
+    warnings += class_warnings
     rels = [_rel(item.path, raw.base) for item, _ in readable]
+    labels = [item.label for item, _ in readable]
     given = [item.split for item, _ in readable]
-    has_val = "val" in given
-    to_split = [i for i, s in enumerate(given) if s is None or (s == "train" and not has_val)]
-    splits = [s or "train" for s in given]
-    if to_split:
-        made = seeded_split(
-            [(rels[i], labels[i], readable[i][1].digest) for i in to_split],
-            val_fraction=val_fraction,
-            seed=seed,
-        )
-        for i, split in zip(to_split, made, strict=True):
-            splits[i] = split
-    dup_warnings, _, _ = check_duplicates(
-        [(rels[i], splits[i], labels[i], readable[i][1].digest) for i in range(len(readable))]
-    )
+    digests = [info.digest for _, info in readable]
+    splits, has_val = _splits(rels, labels, given, digests, val_fraction, seed)
+    dup_warnings, _, _ = check_duplicates(list(zip(rels, splits, labels, digests, strict=True)))
     warnings += dup_warnings
     fingerprint = dataset_fingerprint(
         raw.task,
@@ -219,3 +181,70 @@ def read_dataset(
         skipped=tuple(skipped),
         ignored=len(raw.ignored_files),
     )
+
+
+def _scan(
+    raw: RawDataset, root: Path, progress: Progress | None
+) -> tuple[list[tuple[RawItem, FileInfo]], list[str], list[str]]:
+    """Open every file once: ``(readable items with their header, skipped, warnings)``."""
+    warnings = list(raw.warnings)
+    infos: list[FileInfo] = parallel_map(
+        scan_file, [item.path for item in raw.items], stage="scan", progress=progress
+    )
+    pairs = list(zip(raw.items, infos, strict=True))
+    readable = [(item, info) for item, info in pairs if not info.error]
+    skipped = [_rel(item.path, raw.base) for item, info in pairs if info.error]
+    if skipped:
+        first_error = next(info.error for info in infos if info.error)
+        warnings.append(
+            f"{len(skipped)} unreadable or corrupt image(s) were skipped: {name_some(skipped)} "
+            f"(first error: {first_error})."
+        )
+    if not readable:
+        raise DatasetError(f"None of the {len(raw.items)} image files in {root} can be read.")
+    if raw.ignored_files:
+        warnings.append(
+            f"{len(raw.ignored_files)} non-image file(s) were ignored "
+            f"(e.g. {Path(raw.ignored_files[0]).name})."
+        )
+    return readable, skipped, warnings
+
+
+def _classes(
+    raw: RawDataset, readable: list[tuple[RawItem, FileInfo]], root: Path
+) -> tuple[list[str], list[str]]:
+    """The classes (a classification's: those with a readable image) and their warnings."""
+    labels = [item.label for item, _ in readable]
+    classes = list(raw.classes)
+    empty = list(raw.empty_classes)
+    if raw.task == "classify":
+        classes = sorted(set(labels))
+        empty += [c for c in raw.classes if c not in set(labels)]
+    return classes, check_classes(str(root), raw.task, labels, sorted(set(empty)))
+
+
+def _splits(
+    rels: list[str],
+    labels: list[str],
+    given: list[str | None],
+    digests: list[str],
+    val_fraction: float,
+    seed: int,
+) -> tuple[list[str], bool]:
+    """Each item's split, and whether the dataset brought its own ``val`` split.
+
+    Items without a split (and ``train`` items when there is no ``val``) are split with a
+    stratified, seeded split; ``test`` items stay as given.
+    """
+    has_val = "val" in given
+    to_split = [i for i, s in enumerate(given) if s is None or (s == "train" and not has_val)]
+    splits = [s or "train" for s in given]
+    if to_split:
+        made = seeded_split(
+            [(rels[i], labels[i], digests[i]) for i in to_split],
+            val_fraction=val_fraction,
+            seed=seed,
+        )
+        for i, split in zip(to_split, made, strict=True):
+            splits[i] = split
+    return splits, has_val

@@ -1,9 +1,14 @@
-"""Fixtures every test shares: a private mlsel home and an offline Ultralytics."""
+"""Fixtures every test shares: a private mlsel home, an offline Ultralytics, and no network
+but loopback."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,3 +52,47 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip("../shared is not beside the project root")
     return SHARED
+
+
+class NetworkBlocked(ConnectionRefusedError):
+    """A test tried to reach a host that is not this machine."""
+
+
+def _loopback(family: int, address: Any) -> bool:
+    if family == getattr(socket, "AF_UNIX", None):
+        return True  # multiprocessing's pipes and Unix sockets
+    host = address[0] if isinstance(address, tuple) else address
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """MLSEL_OFFLINE=1, and every connection to a host other than loopback is refused and
+    fails the test (worker processes inherit MLSEL_OFFLINE, which stops downloads there)."""
+    monkeypatch.setenv("MLSEL_OFFLINE", "1")
+    attempts: list[str] = []
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def check(sock: socket.socket, address: Any) -> None:
+        if not _loopback(sock.family, address):
+            attempts.append(repr(address))
+            raise NetworkBlocked(f"tests never use the network: connection to {address!r}")
+
+    def connect(sock: socket.socket, address: Any) -> None:
+        check(sock, address)
+        real_connect(sock, address)
+
+    def connect_ex(sock: socket.socket, address: Any) -> int:
+        check(sock, address)
+        return real_connect_ex(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+    yield attempts
+    if attempts:
+        pytest.fail(f"the test tried to reach the network: {', '.join(attempts)}")

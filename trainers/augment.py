@@ -3,7 +3,7 @@
 Presets (applied to training batches only):
 
 * ``none``: nothing.
-* ``light`` (seed 002): horizontal flip (p=0.5), rotation within +-15 degrees, colour
+* ``light`` (the few-shot study's): horizontal flip (p=0.5), rotation within +-15 degrees, colour
   jitter of brightness, contrast and saturation by up to 20%.
 * ``strong``: ``light`` plus a random scale/crop (zoom 0.75-1.25, shift up to 10%),
   rotation within +-25 degrees, jitter up to 40% and random erasing of one patch.

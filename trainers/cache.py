@@ -3,7 +3,7 @@
 Decoding and resizing JPEG/PNG files dominates the cost of small-data training on CPU.
 :class:`TensorCache` does it once per (dataset fingerprint, image size, split) and keeps
 the result, so the epochs of a run and the trials of one search reuse it. Images are
-resized to ``size x size`` (as seed 002's ``Resize((224, 224))``) and kept as RGB uint8.
+resized to ``size x size`` (as the few-shot study's ``Resize((224, 224))``) and kept as RGB uint8.
 """
 
 from __future__ import annotations

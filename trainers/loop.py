@@ -12,7 +12,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlsel.kernel.errors import StopRun, TrainingError
 from mlsel.kernel.records import Config, EpochCallback, EpochRecord
@@ -43,7 +43,8 @@ class LoopOutcome:
 
 
 def duplicate_to_minimum(labels: torch.Tensor, minimum: int) -> torch.Tensor:
-    """Training indices where each class is repeated up to ``minimum`` samples (seed 002)."""
+    """Training indices where each class is repeated up to ``minimum`` samples (the
+    few-shot study duplicated every class up to 50)."""
     import torch
 
     index = torch.arange(len(labels))
@@ -99,7 +100,7 @@ def _optimizer(params: list, config: Config) -> torch.optim.Optimizer:
     return cls(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
-def _scheduler(opt: torch.optim.Optimizer, config: Config):  # noqa: ANN202
+def _scheduler(opt: torch.optim.Optimizer, config: Config) -> Any:
     import torch
 
     if config.schedule == "cosine":
@@ -123,6 +124,124 @@ def _features(
     return torch.cat(out)
 
 
+@dataclass
+class _Session:
+    """What one run of the loop trains with, set up once (see :func:`_start`)."""
+
+    net: Network
+    model: torch.nn.Module
+    config: Config
+    device: torch.device
+    batches: _Batches
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: torch.amp.GradScaler
+    loss_fn: torch.nn.Module
+    generator: torch.Generator
+    batch: int
+    eval_size: int
+    amp: bool
+    frozen: bool
+    augment: str | None
+    order: torch.Tensor  # training indices, each class repeated up to min_per_class
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    train_feats: torch.Tensor | None  # a frozen backbone's features, when not augmented
+    val_feats: torch.Tensor | None
+
+
+def _start(
+    net: Network,
+    train: tuple[torch.Tensor, torch.Tensor],
+    val_x: torch.Tensor,
+    config: Config,
+    device: torch.device,
+    batch_size: int | None,
+) -> _Session:
+    import torch
+
+    torch.manual_seed(config.seed)
+    amp = device.type == "cuda"
+    model = net.model().to(device)
+    if amp:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = _optimizer(_set_trainable(net, config.finetune), config)
+    batches = _Batches(net, device)
+    batch = batch_size or config.batch_size
+    eval_size = max(batch, 64)
+    frozen = config.finetune == "head"
+    train_x, train_y = train
+    return _Session(
+        net=net,
+        model=model,
+        config=config,
+        device=device,
+        batches=batches,
+        optimizer=optimizer,
+        scheduler=_scheduler(optimizer, config),
+        scaler=torch.amp.GradScaler("cuda", enabled=amp),
+        loss_fn=torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing),
+        generator=torch.Generator(device="cpu").manual_seed(config.seed),
+        batch=batch,
+        eval_size=eval_size,
+        amp=amp,
+        frozen=frozen,
+        augment=None if config.augment == "none" else config.augment,
+        order=duplicate_to_minimum(train_y, config.min_per_class),
+        train_x=train_x,
+        train_y=train_y,
+        train_feats=(
+            _features(net, batches, train_x, eval_size, amp)
+            if frozen and config.augment == "none"
+            else None
+        ),
+        val_feats=_features(net, batches, val_x, eval_size, amp) if frozen else None,
+    )
+
+
+def _train_epoch(run: _Session, epoch: int) -> float:
+    """One pass over the training data; returns the mean training loss."""
+    import torch
+
+    net, device = run.net, run.device
+    net.head.train()
+    if not run.frozen:
+        net.backbone.train()
+    perm = run.order[torch.randperm(len(run.order), generator=run.generator)]
+    total, seen = 0.0, 0
+    for lo in range(0, len(perm), run.batch):
+        idx = perm[lo : lo + run.batch]
+        if len(idx) == 1 and len(perm) > 1:  # BatchNorm cannot train on one sample
+            continue
+        y = run.train_y[idx].to(device, non_blocking=True)
+        with torch.autocast(device.type, enabled=run.amp):
+            if run.train_feats is not None:
+                logits = net.head(run.train_feats[idx.to(run.train_feats.device)])
+            elif run.frozen:
+                with torch.no_grad():
+                    x = run.batches.prepare(run.train_x[idx], run.augment, run.generator)
+                    feats = net.backbone(x)
+                logits = net.head(feats.float())
+            else:
+                x = run.batches.prepare(run.train_x[idx], run.augment, run.generator)
+                logits = run.model(x)
+            loss = run.loss_fn(logits.float(), y)
+        if not torch.isfinite(loss):
+            raise TrainingError(
+                f"The training loss became {loss.item()} at epoch {epoch} (lr={run.config.lr}). "
+                "Lower the learning rate or use another optimizer."
+            )
+        run.optimizer.zero_grad(set_to_none=True)
+        run.scaler.scale(loss).backward()
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+        total += loss.item() * len(idx)
+        seen += len(idx)
+    if run.scheduler is not None:
+        run.scheduler.step()
+    return total / max(seen, 1)
+
+
 def run_loop(
     net: Network,
     train: tuple[torch.Tensor, torch.Tensor],
@@ -139,77 +258,20 @@ def run_loop(
         TrainingError: the training loss became NaN or infinite.
         torch.cuda.OutOfMemoryError: propagated so the caller can retry a smaller batch.
     """
-    import torch
-
-    torch.manual_seed(config.seed)
-    gen = torch.Generator(device="cpu").manual_seed(config.seed)
-    batch = batch_size or config.batch_size
-    amp = device.type == "cuda"
-    model = net.model().to(device)
-    if amp:
-        model = model.to(memory_format=torch.channels_last)
-    params = _set_trainable(net, config.finetune)
-    opt, batches = _optimizer(params, config), _Batches(net, device)
-    sched = _scheduler(opt, config)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp)
-    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    (train_x, train_y), (val_x, val_y) = train, val
-    order = duplicate_to_minimum(train_y, config.min_per_class)
-    frozen = config.finetune == "head"
-    eval_size = max(batch, 64)
-    val_feats = _features(net, batches, val_x, eval_size, amp) if frozen else None
-    train_feats = (
-        _features(net, batches, train_x, eval_size, amp)
-        if frozen and config.augment == "none"
-        else None
-    )
-    augment = None if config.augment == "none" else config.augment
+    val_x, val_y = val
+    run = _start(net, train, val_x, config, device, batch_size)
     val_y_dev = val_y.to(device)
-    out = LoopOutcome(status="completed", features_cached=train_feats is not None)
+    out = LoopOutcome(status="completed", features_cached=run.train_feats is not None)
     best, stale = -math.inf, 0
     for epoch in range(1, config.epochs + 1):
         start = time.perf_counter()
-        net.head.train()
-        if not frozen:
-            net.backbone.train()
-        perm = order[torch.randperm(len(order), generator=gen)]
-        total, seen = 0.0, 0
-        for lo in range(0, len(perm), batch):
-            idx = perm[lo : lo + batch]
-            if len(idx) == 1 and len(perm) > 1:  # BatchNorm cannot train on one sample
-                continue
-            y = train_y[idx].to(device, non_blocking=True)
-            with torch.autocast(device.type, enabled=amp):
-                if train_feats is not None:
-                    logits = net.head(train_feats[idx.to(train_feats.device)])
-                elif frozen:
-                    with torch.no_grad():
-                        feats = net.backbone(batches.prepare(train_x[idx], augment, gen))
-                    logits = net.head(feats.float())
-                else:
-                    logits = model(batches.prepare(train_x[idx], augment, gen))
-                loss = loss_fn(logits.float(), y)
-            if not torch.isfinite(loss):
-                raise TrainingError(
-                    f"The training loss became {loss.item()} at epoch {epoch} (lr={config.lr}). "
-                    "Lower the learning rate or use another optimizer."
-                )
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-            total += loss.item() * len(idx)
-            seen += len(idx)
-        if sched is not None:
-            sched.step()
+        train_loss = _train_epoch(run, epoch)
         out.train_seconds += time.perf_counter() - start
-        scores, val_loss = _evaluate(
-            net, model, batches, val_x, val_feats, val_y_dev, eval_size, amp, loss_fn
-        )
+        scores, val_loss = _evaluate(run, val_x, val_y_dev)
         metrics, _ = classification_metrics(val_y.numpy(), scores)
         record = EpochRecord(
             epoch=epoch,
-            train_loss=total / max(seen, 1),
+            train_loss=train_loss,
             val_loss=val_loss,
             score=metrics["f1_macro"],
             seconds=time.perf_counter() - start,
@@ -219,7 +281,7 @@ def run_loop(
             best, stale = metrics["f1_macro"], 0
             out.val_scores = scores
             # A frozen backbone never changes: keep copies of the head only.
-            part = net.head if frozen else model
+            part = net.head if run.frozen else run.model
             out.best_state = {k: v.detach().cpu().clone() for k, v in part.state_dict().items()}
         else:
             stale += 1
@@ -233,34 +295,26 @@ def run_loop(
         if config.patience and stale >= config.patience:
             logger.info("early stop at epoch %d: no better score for %d epochs", epoch, stale)
             break
-    if frozen and out.best_state is not None:
+    if run.frozen and out.best_state is not None:
         head_state = out.best_state
-        out.best_state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        out.best_state = {k: v.detach().cpu() for k, v in run.model.state_dict().items()}
         out.best_state.update({f"1.{k}": v for k, v in head_state.items()})
     return out
 
 
-def _evaluate(
-    net: Network,
-    model: torch.nn.Module,
-    batches: _Batches,
-    val_x: torch.Tensor,
-    val_feats: torch.Tensor | None,
-    val_y: torch.Tensor,
-    size: int,
-    amp: bool,
-    loss_fn: torch.nn.Module,
-) -> tuple[np.ndarray, float]:
+def _evaluate(run: _Session, val_x: torch.Tensor, val_y: torch.Tensor) -> tuple[np.ndarray, float]:
+    """Validation logits and loss (the training loss, label smoothing included)."""
     import torch
 
-    model.eval()
+    run.model.eval()
     parts = []
-    with torch.no_grad(), torch.autocast(batches.device.type, enabled=amp):
-        if val_feats is not None:
-            parts.append(net.head(val_feats).float())
+    with torch.no_grad(), torch.autocast(run.device.type, enabled=run.amp):
+        if run.val_feats is not None:
+            parts.append(run.net.head(run.val_feats).float())
         else:
-            for lo in range(0, len(val_x), size):
-                parts.append(model(batches.prepare(val_x[lo : lo + size], None, None)).float())
+            for lo in range(0, len(val_x), run.eval_size):
+                batch = run.batches.prepare(val_x[lo : lo + run.eval_size], None, None)
+                parts.append(run.model(batch).float())
     logits = torch.cat(parts)
-    loss = torch.nn.functional.cross_entropy(logits, val_y).item()
-    return logits.cpu().numpy(), loss
+    loss = run.loss_fn(logits, val_y).item()
+    return logits.cpu().numpy(), float(loss)

@@ -150,7 +150,7 @@ def _suggestions(
 ) -> tuple[DatasetProfile, list[Config]]:
     """The dataset's profile and the ranker's top configs, fitted to the search's space."""
     try:
-        from mlsel.metalearn.suggest import suggest
+        from mlsel.metalearn._suggest import suggest
     except ImportError as exc:
         raise RankerError(f"warm start unavailable ({exc})") from exc
     # a narrowed space keeps only some of the ranker's picks: ask for more of them
@@ -360,7 +360,7 @@ def _maybe_refit(store: Store, home: Path) -> str | None:
     if every <= 0 or new_runs < every:  # 0: never
         return None
     try:
-        from mlsel.metalearn.refit import refit
+        from mlsel.metalearn._refit import refit
 
         report = refit(store, home=home)
     except (ImportError, MlselError) as exc:

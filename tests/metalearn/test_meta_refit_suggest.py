@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-
 import pytest
 from typer.testing import CliRunner
 
@@ -11,12 +9,9 @@ from mlsel.cli.app import app
 from mlsel.experiment_store import Store
 from mlsel.kernel.errors import RankerError
 from mlsel.kernel.records import DatasetProfile
-from mlsel.metalearn.refit import refit
-from mlsel.metalearn.suggest import suggest
+from mlsel.metalearn import _refit as refit_module
+from mlsel.metalearn import refit, suggest
 from mlsel.metalearn.synthetic import synthetic_runs
-
-# the package re-exports the function `refit`, which shadows the submodule
-refit_module = importlib.import_module("mlsel.metalearn.refit")
 
 FEW = DatasetProfile(
     "userfp",

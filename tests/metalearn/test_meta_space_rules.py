@@ -57,7 +57,7 @@ def test_candidates_follow_the_profile_and_weights() -> None:
     archs = {c.arch for c in configs if c.pretrained}
     assert {"efficientnet_lite0", "mobilenet_v2"} <= archs
     assert all(available(c) for c in configs)
-    assert all(c.min_per_class == 50 for c in configs)  # seed 002: duplicate to 50 a class
+    assert all(c.min_per_class == 50 for c in configs)  # few-shot: duplicate to 50 a class
     seen = Config(backend="timm", arch="volo_d1_384")
     assert seen in CandidateSpace().candidates("classify", FEW, seen=[seen])
 

