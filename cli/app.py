@@ -57,16 +57,22 @@ class _MlselGroup(TyperGroup):
 
 def _one_line(exc: BaseException) -> str:
     if isinstance(exc, MlselError):
-        return str(exc)
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return " ".join(str(exc).split())  # a message quoting DuckDB stays one line
+    text = str(exc).strip()
+    if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or (
+        "No space left on device" in text  # DuckDB's IO errors carry only the text
+    ):
+        filename = exc.filename if isinstance(exc, OSError) else None
+        where = Path(filename).parent if filename else "the disk"
         return (
-            f"the disk is full ({exc.filename or 'while writing'}): free some space and "
-            "run the command again; what was already stored is kept."
+            f"the disk is full: no space left on {where}: free space, then rerun; "
+            "nothing stored was lost."
         )
     if isinstance(exc, PermissionError):
         return f"permission denied: {exc.filename}. Check the path or choose another with --home."
+    first = text.splitlines()[0] if text else ""
     return (
-        f"unexpected {type(exc).__name__}: {exc}. Run again with --debug for the "
+        f"unexpected {type(exc).__name__}: {first}. Run again with --debug for the "
         "traceback and report it."
     )
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from mlsel.cli._common import console, open_store, print_json, state
+from mlsel.kernel.errors import invalid_parameter
 
 __all__ = ["refit_command", "register"]
 
@@ -20,7 +21,6 @@ def refit_command(
         int,
         typer.Option(
             "--folds",
-            min=0,
             help="Hold datasets out in at most this many folds (0: one per dataset).",
         ),
     ] = 10,
@@ -28,6 +28,10 @@ def refit_command(
     """Fit the ranker on every finished run, evaluate it against baselines, maybe activate it."""
     from mlsel.metalearn import refit
 
+    if folds < 0:
+        raise invalid_parameter(
+            "folds", "refit", "an int in [0, inf)", folds, fix="Pass 0 for one fold per dataset."
+        )
     home = state(ctx).home
     report = refit(open_store(ctx), home=home, max_folds=folds or None)
     if as_json:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -18,10 +21,16 @@ from mlsel.cli._common import (
     print_json,
     state,
 )
-from mlsel.kernel.errors import ConfigError
+from mlsel.kernel.errors import ConfigError, invalid_parameter
 
 if TYPE_CHECKING:
-    from mlsel.metalearn.search import Budget, SearchEvent, SearchProgress, SearchReport
+    from mlsel.metalearn.search import (
+        Budget,
+        SearchEvent,
+        SearchProgress,
+        SearchReport,
+        SearchSettings,
+    )
     from mlsel.metalearn.space import CandidateSpace
 
 __all__ = ["register", "run_command"]
@@ -162,7 +171,7 @@ def run_command(
     warm_start: Annotated[
         bool, typer.Option("--warm-start/--no-warm-start", help="Try the ranker's top picks first.")
     ] = True,
-    top_k: Annotated[int, typer.Option("--top-k", min=0, help="Suggestions tried first.")] = 3,
+    top_k: Annotated[int, typer.Option("--top-k", help="Suggestions tried first.")] = 3,
     target: Annotated[
         float | None,
         typer.Option(
@@ -170,7 +179,7 @@ def run_command(
         ),
     ] = None,
     max_trials: Annotated[
-        int | None, typer.Option("--max-trials", min=1, help="Trials in all (resume included).")
+        int | None, typer.Option("--max-trials", help="Trials in all (resume included).")
     ] = None,
     resume: Annotated[
         bool,
@@ -183,11 +192,9 @@ def run_command(
         list[str] | None,
         typer.Option("--model", "-m", help="Search only these architectures (repeat the option)."),
     ] = None,
-    epochs: Annotated[
-        int | None, typer.Option("--epochs", min=1, help="Hold epochs fixed.")
-    ] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", help="Hold epochs fixed.")] = None,
     image_size: Annotated[
-        int | None, typer.Option("--image-size", min=8, help="Hold the image size fixed.")
+        int | None, typer.Option("--image-size", help="Hold the image size fixed.")
     ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Sampler seed.")] = None,
     output: Annotated[
@@ -203,12 +210,25 @@ def run_command(
             help="Refit the ranker when enough new runs were logged (setting refit_every).",
         ),
     ] = True,
-    top: Annotated[int, typer.Option("--top", min=1, help="Leaderboard rows shown.")] = 10,
+    top: Annotated[int, typer.Option("--top", help="Leaderboard rows shown.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    skip_bad_files: Annotated[
+        bool,
+        typer.Option(
+            "--skip-bad-files",
+            help="Leave out images that cannot be decoded (with a warning) instead of stopping.",
+        ),
+    ] = False,
 ) -> None:
-    """Search and train the best model for DATASET within --budget (warm-started Optuna)."""
+    """Search and train the best model for DATASET within --budget (warm-started Optuna).
+
+    Ctrl-C or SIGTERM stops it cleanly: running trials end as interrupted, the leaderboard
+    so far is shown and the best completed trial copied; --resume continues the search.
+    """
     started = time.time()
-    from mlsel.metalearn.search import SearchSettings, run_search
+    from mlsel.metalearn.search import SearchSettings
+
+    _check_ranges(top_k=top_k, max_trials=max_trials, epochs=epochs, image_size=image_size, top=top)
 
     fixed: dict[str, Any] = {}
     if epochs is not None:
@@ -231,13 +251,28 @@ def run_command(
         refit=refit,
         space=_space(model),
         fixed=fixed,
+        skip_bad_files=skip_bad_files,
     )
     home = state(ctx).home
     open_store(ctx)  # a new store takes the bundled experience before the search starts
+    with _sigterm_as_interrupt():
+        report = _search(dataset, settings, home, started, as_json)
     if as_json:
-        report = run_search(dataset, settings, home=home, started=started)
         print_json(report.to_dict())
-        return
+    else:
+        _summary(report, top)
+    if report.interrupted:
+        raise typer.Exit(code=130)
+
+
+def _search(
+    dataset: Path, settings: SearchSettings, home: Path, started: float, as_json: bool
+) -> SearchReport:
+    """The search, with a live view on a terminal, a line per trial otherwise."""
+    from mlsel.metalearn.search import run_search
+
+    if as_json:
+        return run_search(dataset, settings, home=home, started=started)
     if console.is_terminal:
         from rich.live import Live
 
@@ -252,7 +287,29 @@ def run_command(
             report = run_search(dataset, settings, home=home, started=started, on_event=show)
     else:
         report = run_search(dataset, settings, home=home, started=started, on_event=_print_event)
-    _summary(report, top)
+    return report
+
+
+def _check_ranges(**values: int | None) -> None:
+    """One red line for an option out of its range (Typer's own check prints a box)."""
+    lows = {"top_k": 0, "max_trials": 1, "epochs": 1, "image_size": 8, "top": 1}
+    for name, value in values.items():
+        if value is not None and value < lows[name]:
+            raise invalid_parameter(name, "run", f"an int in [{lows[name]}, inf)", value)
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops the search as Ctrl-C does: cleanly, with the leaderboard so far."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _summary(report: SearchReport, top: int) -> None:

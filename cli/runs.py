@@ -8,7 +8,7 @@ import typer
 
 from mlsel.cli._common import console, open_store, print_json
 from mlsel.kernel.catalogue import RUN_SOURCES, RUN_STATUSES
-from mlsel.kernel.errors import ConfigError
+from mlsel.kernel.errors import ConfigError, invalid_parameter
 
 if TYPE_CHECKING:
     from mlsel.kernel.records import RunRecord
@@ -71,11 +71,15 @@ def runs_command(
         str | None, typer.Option("--source", help=f"Only runs from: {', '.join(RUN_SOURCES)}.")
     ] = None,
     limit: Annotated[
-        int, typer.Option("--limit", "-n", min=0, help="Show the N newest runs (0: all).")
+        int, typer.Option("--limit", "-n", help="Show the N newest runs (0: all).")
     ] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """List logged runs, newest first."""
+    if limit < 0:
+        raise invalid_parameter(
+            "limit", "runs", "an int in [0, inf)", limit, fix="Pass 0 to show all runs."
+        )
     _check_choice("--status", status, RUN_STATUSES)
     _check_choice("--source", source, RUN_SOURCES)
     store = open_store(ctx)

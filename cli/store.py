@@ -39,12 +39,20 @@ def _size(n_bytes: int) -> str:
 def export_command(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="The Parquet file to write, e.g. runs.parquet.")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite FILE if it exists already.")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Write every dataset, profile, run and epoch to one Parquet file."""
+    """Write every dataset, profile, run and epoch to one Parquet file (a backup)."""
     from mlsel.experiment_store import Store
 
-    counts = Store.open(state(ctx).home).export_parquet(file)
+    if file.exists() and not file.is_dir() and not force:
+        raise StoreError(
+            f"The export file {file} already exists. Choose another file name, or add "
+            "--force to overwrite it."
+        )
+    counts = Store.open(state(ctx).home).export_parquet(file, overwrite=force)
     if as_json:
         print_json({"path": str(file.resolve()), **counts})
         return

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from mlsel.cli._common import console, open_store, parse_duration, print_json, state
-from mlsel.kernel.errors import ConfigError
+from mlsel.kernel.errors import ConfigError, invalid_parameter
 
 __all__ = ["register", "suggest_command"]
 
@@ -52,7 +52,7 @@ def _duration(seconds: float) -> str:
 def suggest_command(
     ctx: typer.Context,
     dataset: Annotated[Path, typer.Argument(help="Folder of the dataset to suggest models for.")],
-    top: Annotated[int, typer.Option("--top", "-k", min=1, help="How many suggestions.")] = 5,
+    top: Annotated[int, typer.Option("--top", "-k", help="How many suggestions.")] = 5,
     budget: Annotated[
         str | None, typer.Option("--budget", help="Time budget per run, e.g. 90s, 30m, 2h.")
     ] = None,
@@ -64,6 +64,8 @@ def suggest_command(
     """Profile DATASET and suggest the configurations most likely to win on it."""
     from mlsel.metalearn import suggest
 
+    if top < 1:
+        raise invalid_parameter("top", "suggest", "an int in [1, inf)", top)
     budget_s = parse_duration(budget) if budget is not None else None
     device, count = parse_gpus(gpus)
     home = state(ctx).home

@@ -113,7 +113,7 @@ def train_command(
 
     from mlsel.experiment_store.store import Store
     from mlsel.profilers import read_dataset
-    from mlsel.trainers import train
+    from mlsel.trainers import check_config, train
 
     home = state(ctx).home
     config = _config(
@@ -131,6 +131,7 @@ def train_command(
             "seed": seed,
         },
     )
+    check_config(config)  # a bad option is one line before the dataset is read
     data = read_dataset(dataset)
     store = Store.open(home)
     progress = Progress(

@@ -6,7 +6,9 @@ few. So each process keeps one in-memory instance and, for every store operation
 end, which checkpoints a write and releases DuckDB's own file lock for other processes.
 Operations of one process are serialized by :data:`process_guard` (the attached alias is
 process-wide). The instance is closed before a ``fork`` (a DuckDB instance must not cross
-one) and reopened on the next operation, in the parent and the child alike.
+one) and reopened on the next operation, in the parent and the child alike. A detach whose
+checkpoint fails (a full disk) leaves DuckDB's instance invalidated, so it is dropped too;
+what was committed is in the ``.wal`` file, which the next attach replays.
 """
 
 from __future__ import annotations
@@ -99,5 +101,21 @@ def attached(path: Path, *, write: bool) -> Iterator[duckdb.DuckDBPyConnection]:
             con.rollback()  # nothing to roll back after a commit; needed after an error
         except duckdb.Error:
             pass
-        con.execute("USE memory")
-        con.execute(f"DETACH DATABASE IF EXISTS {ALIAS}")
+        try:
+            con.execute("USE memory")
+            con.execute(f"DETACH DATABASE IF EXISTS {ALIAS}")
+        except duckdb.Error:
+            _drop_engine()  # its checkpoint failed (a full disk): the next one starts afresh
+            raise
+
+
+def _drop_engine() -> None:
+    """Close this process's instance; the next operation opens a new one."""
+    import duckdb
+
+    con, _STATE.con = _STATE.con, None
+    if con is not None:
+        try:
+            con.close()
+        except duckdb.Error:
+            pass

@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mlsel.experiment_store._faults import first_line, is_no_space, is_read_only, no_space
 from mlsel.experiment_store._schema import SCHEMA_VERSION
 from mlsel.kernel.errors import StoreError, StoreFormatError
 
@@ -62,27 +63,50 @@ def _quote(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
-def export_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> dict[str, int]:
-    """Write the export to ``path`` (atomically); return the rows written by kind."""
+def export_parquet(
+    con: duckdb.DuckDBPyConnection, path: Path, *, overwrite: bool = True
+) -> dict[str, int]:
+    """Write the export to ``path`` atomically; return the rows written by kind.
+
+    The rows go to a hidden file beside ``path``, which is synced and then renamed over
+    ``path`` (linked to it when ``overwrite`` is false), so an interrupted or failed
+    export leaves no partial file and any earlier export whole.
+
+    Raises:
+        StoreError: ``path`` is a folder, exists while ``overwrite`` is false, or cannot
+            be written (:class:`StoreFullError` when its disk is full).
+    """
+    import duckdb
+
     path = path.expanduser().resolve()
     if path.is_dir():
         raise StoreError(
             f"The export path {path} is a folder. Give a file name such as runs.parquet."
         )
+    if not overwrite and path.exists():
+        raise _exists(path)
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    con.execute(
-        f"""
-        COPY (
-            SELECT 'dataset' AS kind, * FROM datasets
-            UNION ALL BY NAME SELECT 'profile' AS kind, * FROM profiles
-            UNION ALL BY NAME SELECT 'feature' AS kind, * FROM profile_features
-            UNION ALL BY NAME SELECT 'run' AS kind, * EXCLUDE (pid, host, recorded_at) FROM runs
-            UNION ALL BY NAME SELECT 'epoch' AS kind, * FROM epochs
-        ) TO {_quote(partial)} (FORMAT parquet, KV_METADATA {{{_FORMAT_KEY}: '{_FORMAT_VERSION}',
-            mlsel_schema_version: '{SCHEMA_VERSION}'}})
-        """
-    )
-    os.replace(partial, path)
+    try:
+        con.execute(
+            f"""
+            COPY (
+                SELECT 'dataset' AS kind, * FROM datasets
+                UNION ALL BY NAME SELECT 'profile' AS kind, * FROM profiles
+                UNION ALL BY NAME SELECT 'feature' AS kind, * FROM profile_features
+                UNION ALL BY NAME SELECT 'run' AS kind, * EXCLUDE (pid, host, recorded_at)
+                    FROM runs
+                UNION ALL BY NAME SELECT 'epoch' AS kind, * FROM epochs
+            ) TO {_quote(partial)} (FORMAT parquet, KV_METADATA {{{_FORMAT_KEY}:
+                '{_FORMAT_VERSION}', mlsel_schema_version: '{SCHEMA_VERSION}'}})
+            """
+        )
+        _sync(partial)
+        _publish(partial, path, overwrite)
+    except (duckdb.Error, OSError) as exc:
+        raise _export_failure(path, exc) from exc
+    finally:
+        partial.unlink(missing_ok=True)
+    _sync_folder(path.parent)
     tables = {
         "dataset": "datasets",
         "profile": "profiles",
@@ -95,6 +119,59 @@ def export_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> dict[str, int]
         found = con.execute(f"SELECT count(*) FROM {table}").fetchone()
         counts[kind] = int(found[0]) if found else 0
     return counts
+
+
+def _exists(path: Path) -> StoreError:
+    return StoreError(
+        f"The export file {path} already exists. Choose another file name, or add --force "
+        "to overwrite it."
+    )
+
+
+def _publish(partial: Path, path: Path, overwrite: bool) -> None:
+    """Put the finished ``partial`` at ``path`` in one step."""
+    if overwrite:
+        os.replace(partial, path)
+        return
+    try:
+        os.link(partial, path)  # fails, atomically, when ``path`` appeared meanwhile
+    except FileExistsError:
+        raise _exists(path) from None
+    except OSError:  # a file system without hard links
+        if path.exists():
+            raise _exists(path) from None
+        os.replace(partial, path)
+
+
+def _sync(path: Path) -> None:
+    """Flush the file ``path`` to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (best effort: some file systems refuse)."""
+    try:
+        _sync(folder)
+    except OSError:
+        pass
+
+
+def _export_failure(path: Path, exc: Exception) -> StoreError:
+    """The one-line error for an export that could not be written."""
+    if is_no_space(exc):
+        return no_space(path.parent)
+    if is_read_only(exc):
+        return StoreError(
+            f"Cannot write the export {path}: {first_line(exc)}. Choose a writable folder."
+        )
+    return StoreError(
+        f"The export to {path} failed: {first_line(exc)}. Nothing was written there; "
+        "check the path and run the export again."
+    )
 
 
 def check_export_file(path: Path) -> Path:

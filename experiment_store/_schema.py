@@ -4,15 +4,22 @@
 keeps one row per applied migration. Opening an older store runs the missing migrations in
 one transaction; a store written by a newer mlsel is refused rather than guessed at.
 Meta-features are a long table (``profile_features``), so new profilers need no migration.
+Before DuckDB sees a file, its headers are read: a foreign file or one cut short (a copy
+that stopped early) is refused by name; a store whose tables or columns were dropped is
+refused when it is opened, before any work could start that it cannot record.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
+import struct
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mlsel.experiment_store._faults import first_line
 from mlsel.kernel.errors import StoreError, StoreFormatError
 
 if TYPE_CHECKING:
@@ -22,9 +29,12 @@ __all__ = [
     "CONFIG_COLUMNS",
     "MIGRATIONS",
     "SCHEMA_VERSION",
+    "check_tables",
     "check_version",
+    "check_whole",
     "migrate",
     "sniff_store_file",
+    "truncated",
     "unreadable",
     "schema_version",
 ]
@@ -180,27 +190,159 @@ def migrate(con: duckdb.DuckDBPyConnection, target: int = SCHEMA_VERSION) -> int
     return max(0, target - current)
 
 
-_FIX = "Move it away, or choose another home with --home; mlsel did not modify it."
+_FIX = (
+    "Move it away or choose another home with --home (a backup made by `mlsel store export` "
+    "can then be restored with `mlsel store import BACKUP.parquet`); mlsel did not modify it."
+)
+_RESTORE = (
+    "Restore it from a `mlsel store export` backup (move it away, then run `mlsel store "
+    "import BACKUP.parquet`), or move it away or choose another --home to start a new "
+    "store; mlsel did not modify it."
+)
+
+# A DuckDB file is a 4 KiB main header, two 4 KiB database headers (the one with the
+# higher iteration is current), then blocks of ``block_alloc_size`` bytes. A header points
+# at the block of the catalog's metadata; DuckDB cuts free blocks off the end of the file,
+# so its block count is not a size the file must have.
+_HEADER_SIZE = 4096
+_DATABASE_HEADERS = (_HEADER_SIZE, 2 * _HEADER_SIZE)
+_DATA_START = 3 * _HEADER_SIZE
+_BLOCK_ID_MASK = (1 << 56) - 1  # a metadata pointer keeps its index in the top byte
+_NO_BLOCK = (1 << 64) - 1
 
 
 def sniff_store_file(path: Path) -> None:
-    """Check, by reading its first bytes only, that ``path`` may be a DuckDB database.
+    """Check, by reading its headers only, that ``path`` may be a whole DuckDB database.
 
     Raises:
-        StoreFormatError: the file is empty or not a DuckDB database.
+        StoreFormatError: the file is empty, a folder, not a DuckDB database, or too short
+            to hold the metadata its header points at (truncated).
+        StoreError: the file cannot be read at all.
     """
-    with open(path, "rb") as handle:
-        head = handle.read(16)
+    if path.is_dir():
+        raise StoreFormatError(f"The store path {path} is a folder, not a store file. {_FIX}")
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(_DATA_START)
+            size = os.fstat(handle.fileno()).st_size
+    except OSError as exc:
+        raise StoreError(
+            f"Cannot read the store file {path}: {exc.strerror}. Check its permissions, or "
+            "choose another home with --home."
+        ) from exc
     if len(head) < 12 or head[8:12] != _DUCKDB_MAGIC:
         kind = "an empty file" if not head else "not a DuckDB database"
         raise StoreFormatError(f"The file at the store path {path} is {kind}. {_FIX}")
+    needed = _metadata_end(head)
+    if size < needed:
+        raise truncated(path, f"{size} bytes, but its header points at byte {needed}")
+
+
+def _metadata_end(head: bytes) -> int:
+    """How far into the file the current header's metadata reaches (at least the headers).
+
+    A header whose values are implausible (another DuckDB layout, damage) is not used;
+    DuckDB then judges the file when it attaches it.
+    """
+    if len(head) < _DATA_START:
+        return _DATA_START
+    best: tuple[int, int] | None = None
+    for offset in _DATABASE_HEADERS:
+        iteration, meta, free, blocks, block_size = struct.unpack_from("<5Q", head, offset + 8)
+        ids = [pointer & _BLOCK_ID_MASK for pointer in (meta, free) if pointer != _NO_BLOCK]
+        plausible = 4096 <= block_size <= 1 << 30 and not block_size & (block_size - 1)
+        if plausible and all(i < blocks for i in ids) and (best is None or iteration > best[0]):
+            best = (iteration, (max(ids) + 1) * block_size if ids else 0)
+    return _DATA_START + (best[1] if best else 0)
+
+
+def check_whole(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Check that the file is long enough for the blocks DuckDB counts as used.
+
+    Reads DuckDB's block counts only (quick on any store): a file cut short by more than
+    its free blocks is refused here; a shorter cut fails later, when a read reaches it,
+    with the same message.
+
+    Raises:
+        StoreFormatError: the file is shorter than its used blocks need (truncated).
+    """
+    found = con.execute(
+        "SELECT block_size, used_blocks FROM pragma_database_size() "
+        "WHERE database_name = current_database()"
+    ).fetchone()
+    if not found or not found[0] or found[1] is None:
+        return
+    needed = _DATA_START + int(found[1]) * int(found[0])
+    size = path.stat().st_size
+    if size < needed:
+        raise truncated(path, f"{size} bytes, but its {found[1]} used blocks need {needed}")
+
+
+def truncated(path: Path, detail: str) -> StoreFormatError:
+    """The error for a store file cut short (a copy or a disk that stopped early)."""
+    return StoreFormatError(f"The store file {path} is truncated or damaged ({detail}). {_RESTORE}")
 
 
 def unreadable(path: Path, exc: Exception) -> StoreFormatError:
-    """The error for a DuckDB file that cannot be opened."""
+    """The error for a DuckDB file that cannot be opened (DuckDB's first line only)."""
+    if "Could not read enough bytes" in str(exc):
+        return truncated(path, "DuckDB could not read past the end of it")
     return StoreFormatError(
-        f"The DuckDB file at the store path {path} cannot be read ({exc}). {_FIX}"
+        f"The DuckDB file at the store path {path} cannot be read ({first_line(exc)}). {_RESTORE}"
     )
+
+
+def check_tables(con: duckdb.DuckDBPyConnection, path: Path, version: int) -> list[str]:
+    """Check that the store on ``con`` has every table and column of its schema version.
+
+    Returns:
+        The tables of that version.
+
+    Raises:
+        StoreFormatError: tables or columns were dropped (by hand, or by another tool).
+    """
+    have = _columns(con)
+    need = _expected_columns(version)
+    tables = sorted(set(need) - set(have))
+    columns = sorted(
+        f"{table}.{column}"
+        for table in set(need) & set(have)
+        for column in need[table] - have[table]
+    )
+    if not tables and not columns:
+        return sorted(need)
+    lacks = []
+    if tables:
+        lacks.append(f"the table{'s' if len(tables) > 1 else ''} {', '.join(tables)}")
+    if columns:
+        lacks.append(f"the column{'s' if len(columns) > 1 else ''} {', '.join(columns)}")
+    raise StoreFormatError(
+        f"The experiment store {path} is damaged: it lacks {' and '.join(lacks)} of its "
+        f"schema version {version}. {_RESTORE}"
+    )
+
+
+def _columns(con: duckdb.DuckDBPyConnection) -> dict[str, frozenset[str]]:
+    """The store's tables and their columns."""
+    rows = con.execute(
+        "SELECT table_name, list(column_name) FROM duckdb_columns() "
+        "WHERE database_name = current_database() AND schema_name = 'main' GROUP BY 1"
+    ).fetchall()
+    return {str(table): frozenset(map(str, names)) for table, names in rows}
+
+
+@functools.cache
+def _expected_columns(version: int) -> dict[str, frozenset[str]]:
+    """The tables and columns a store of schema ``version`` has (built once in memory)."""
+    import duckdb
+
+    con = duckdb.connect(":memory:")
+    try:
+        con.begin()
+        migrate(con, target=version)
+        return _columns(con)
+    finally:
+        con.close()
 
 
 def check_version(con: duckdb.DuckDBPyConnection, path: Path) -> int:

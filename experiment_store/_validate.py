@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlsel.kernel.catalogue import FINISHED_STATUSES, RUN_SOURCES
+from mlsel.kernel.catalogue import END_STATUSES, RUN_SOURCES
 from mlsel.kernel.errors import StoreError, invalid_parameter
 from mlsel.kernel.records import Config, RunResult
 
@@ -42,5 +42,5 @@ def check_result(result: Any) -> None:
     """A result is a :class:`RunResult` with a finished status."""
     if not isinstance(result, RunResult):
         raise _fail("result", "a RunResult", type(result).__name__)
-    if result.status not in FINISHED_STATUSES:
-        raise _fail("result.status", f"one of {', '.join(FINISHED_STATUSES)}", result.status)
+    if result.status not in END_STATUSES:
+        raise _fail("result.status", f"one of {', '.join(END_STATUSES)}", result.status)

@@ -5,7 +5,8 @@ beside the store (see :mod:`._access` for the concurrency contract), so many pro
 and threads can log at once. A finished run is committed before the call returns and
 :meth:`Store.log_epoch` commits each epoch, so a killed process keeps its curve. On open,
 runs left ``running`` by dead processes of this host become ``interrupted``. A file at the
-store path that is not an mlsel store is never modified.
+store path that is not an mlsel store (or is truncated, or lacks tables) is never modified.
+On a full disk or a read-only store, writes fail with one line and reads go on.
 """
 
 from __future__ import annotations
@@ -93,17 +94,21 @@ class Store:
     ) -> Store:
         """The store file at ``path``, created or migrated as needed.
 
+        Opening a store that needs no migration writes nothing, so it works on a full
+        disk and on a read-only store (writes then fail with one line saying so).
+
         Raises:
-            StoreFormatError: the file exists and is not an mlsel store (left untouched).
+            StoreFormatError: the file exists and is not an mlsel store, is truncated, or
+                lacks tables of its schema (left untouched).
             StoreError: the store is newer than this mlsel, or locked for too long.
         """
         store = cls(path, lock_timeout=lock_timeout)
         store._access.prepare()
         return store
 
-    def _session(self, *, write: bool, what: str) -> Any:
+    def _session(self, *, write: bool, what: str, checkpoint: bool = False) -> Any:
         """Lock + attached store + transaction for one operation (see ``_access``)."""
-        return self._access.session(write=write, what=what)
+        return self._access.session(write=write, what=what, checkpoint=checkpoint)
 
     # -- datasets and profiles -------------------------------------------------------------
 
@@ -340,8 +345,15 @@ class Store:
 
     # -- import and export -----------------------------------------------------------------
 
-    def export_parquet(self, path: str | os.PathLike[str]) -> dict[str, int]:
-        """Write datasets, profiles, runs and epochs to one Parquet file (atomically).
+    def export_parquet(
+        self, path: str | os.PathLike[str], *, overwrite: bool = True
+    ) -> dict[str, int]:
+        """Write datasets, profiles, runs and epochs to one Parquet file (atomically: a
+        failed export leaves no file, and an existing one stays whole).
+
+        Args:
+            path: the file to write.
+            overwrite: replace an existing file; ``False`` refuses it (StoreError).
 
         Returns:
             Rows written by kind: ``dataset``, ``profile``, ``feature``, ``run``, ``epoch``.
@@ -349,24 +361,26 @@ class Store:
         from mlsel.experiment_store import _exchange
 
         with self._session(write=False, what="export") as con:
-            return _exchange.export_parquet(con, Path(path))
+            return _exchange.export_parquet(con, Path(path), overwrite=overwrite)
 
     def import_file(self, path: str | os.PathLike[str]) -> ImportReport:
-        """Add the runs of an mlsel export that are not in the store yet."""
+        """Add the runs of an mlsel export that are not in the store yet (then checkpoint,
+        so no large ``.wal`` file is left beside the store)."""
         from mlsel.experiment_store import _exchange
 
         source_file = _exchange.check_export_file(Path(path))
-        with self._session(write=True, what="import") as con:
+        with self._session(write=True, what="import", checkpoint=True) as con:
             return _exchange.import_export(con, source_file, utcnow())
 
     def import_tracker_csv(
         self, path: str | os.PathLike[str], mapping: TrackerMapping
     ) -> ImportReport:
-        """Add the runs of an experiment-tracker CSV export (one row a run)."""
+        """Add the runs of an experiment-tracker CSV export (one row a run; then
+        checkpoint, as :meth:`import_file` does)."""
         from mlsel.experiment_store import _tracker
 
         parsed = _tracker.read_tracker_csv(Path(path), mapping)
-        with self._session(write=True, what="import tracker runs") as con:
+        with self._session(write=True, what="import tracker runs", checkpoint=True) as con:
             return _tracker.write_tracker_runs(con, parsed, utcnow())
 
     # -- rankers and settings --------------------------------------------------------------

@@ -30,6 +30,7 @@ __all__ = [
     "AUGMENT_PRESETS",
     "BACKENDS",
     "FINETUNE_MODES",
+    "END_STATUSES",
     "FINISHED_STATUSES",
     "OPTIMIZERS",
     "RUN_SOURCES",
@@ -65,9 +66,14 @@ RUN_STATUSES: tuple[str, ...] = (
     "timeout",
     "interrupted",
 )
+# Runs that ended on their own terms: what the ranker and the cost model learn from.
 FINISHED_STATUSES: tuple[str, ...] = ("completed", "failed", "pruned", "timeout")
-# The statuses a run stopped early by its epoch callback ends with.
-STOP_STATUSES: tuple[str, ...] = ("pruned", "timeout")
+# What a run may be finished with: a finished status, or "interrupted" (a signal or a kill
+# stopped it; the next open of the store also marks so the runs of processes that died).
+END_STATUSES: tuple[str, ...] = (*FINISHED_STATUSES, "interrupted")
+# The statuses a run stopped early by its epoch callback ends with: a pruner gave up on it,
+# a deadline passed, or the user stopped the search.
+STOP_STATUSES: tuple[str, ...] = ("pruned", "timeout", "interrupted")
 RUN_SOURCES: tuple[str, ...] = ("local", "bundled", "imported")
 
 

@@ -110,8 +110,8 @@ class StopRun(Exception):  # noqa: N818 - a control-flow signal, not an error
     The trainer stops cleanly and returns a result with that status and the curve so far.
 
     Args:
-        status: ``pruned`` (a search pruner gave up on the trial) or ``timeout`` (a
-            deadline passed).
+        status: ``pruned`` (a search pruner gave up on the trial), ``timeout`` (a
+            deadline passed) or ``interrupted`` (the user stopped the search).
     """
 
     def __init__(self, status: str = "pruned") -> None:

@@ -1,7 +1,8 @@
 """Read image datasets, check them, and turn them into meta-features.
 
 ``read_dataset`` finds the layout (class folders, YOLO, CSV manifest) and returns a
-checked, split, fingerprinted :class:`Dataset`; ``profile_dataset`` turns it into a
+checked, split, fingerprinted :class:`Dataset` (``verify_images`` decodes every image
+to find damaged ones, ``drop_items`` leaves them out); ``profile_dataset`` turns it into a
 ``DatasetProfile`` of the meta-features in :data:`FEATURES` (``profile_cached`` keeps
 them in the store); ``write_sample`` writes offline sample datasets; ``data_card``
 renders a Markdown card. Decoding and landmarkers (torch) happen only when asked for.
@@ -10,6 +11,7 @@ renders a Markdown card. Decoding and landmarkers (torch) happen only when asked
 from __future__ import annotations
 
 from mlsel.kernel.dataset import Box, Dataset, DatasetItem
+from mlsel.profilers._verify import bad_files_message, drop_items, verify_images
 from mlsel.profilers.datacard import data_card
 from mlsel.profilers.features import FEATURES, GROUPS, Feature
 from mlsel.profilers.fingerprint import dataset_fingerprint
@@ -32,11 +34,14 @@ __all__ = [
     "Dataset",
     "DatasetItem",
     "Feature",
+    "bad_files_message",
     "data_card",
     "dataset_fingerprint",
     "detect_layout",
+    "drop_items",
     "profile_cached",
     "profile_dataset",
     "read_dataset",
+    "verify_images",
     "write_sample",
 ]

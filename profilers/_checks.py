@@ -7,13 +7,24 @@ from collections.abc import Sequence
 
 from mlsel.kernel.errors import DatasetError
 
-__all__ = ["check_classes", "check_duplicates", "name_some"]
+__all__ = [
+    "check_classes",
+    "check_duplicates",
+    "check_split_classes",
+    "name_some",
+    "name_with_reasons",
+]
 
 
 def name_some(names: Sequence[str], limit: int = 5) -> str:
     """``"a, b, c"`` or ``"a, b, c and 7 more"``."""
     shown = ", ".join(names[:limit])
     return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
+
+
+def name_with_reasons(bad: Sequence[tuple[str, str]], limit: int = 3) -> str:
+    """``"a.png (reason), b.png (reason) and 7 more"`` of ``(name, reason)`` pairs."""
+    return name_some([f"{name} ({reason})" for name, reason in bad], limit)
 
 
 def check_classes(
@@ -45,6 +56,31 @@ def check_classes(
         warnings.append(
             f"{len(singles)} class(es) have a single image and cannot appear in both train "
             f"and val: {name_some(singles)}. Add images or expect a noisy score."
+        )
+    return warnings
+
+
+def check_split_classes(labels: Sequence[str], splits: Sequence[str]) -> list[str]:
+    """Warnings about classes a given split leaves out of training or of scoring.
+
+    A class with ``val``/``test`` images but none in ``train`` cannot be learnt; one
+    with ``train`` images but none in ``val`` cannot be scored.
+    """
+    in_split: dict[str, set[str]] = defaultdict(set)
+    for label, split in zip(labels, splits, strict=True):
+        in_split[split].add(label)
+    unlearnt = sorted((in_split["val"] | in_split["test"]) - in_split["train"])
+    unscored = sorted(in_split["train"] - in_split["val"])
+    warnings: list[str] = []
+    if unlearnt:
+        warnings.append(
+            f"{len(unlearnt)} class(es) have val/test images but no train image, so they "
+            f"cannot be learnt: {name_some(unlearnt)}. Add train images of them or remove them."
+        )
+    if unscored:
+        warnings.append(
+            f"{len(unscored)} class(es) have train images but no val image, so they cannot "
+            f"be scored: {name_some(unscored)}. Move some of their images to val."
         )
     return warnings
 

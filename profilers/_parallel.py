@@ -54,7 +54,9 @@ def _context() -> multiprocessing.context.BaseContext:
     if sys.platform == "win32":
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["mlsel.profilers._scan", "mlsel.profilers._pixels"])
+    context.set_forkserver_preload(
+        ["mlsel.profilers._scan", "mlsel.profilers._pixels", "mlsel.profilers._verify"]
+    )
     return context
 
 

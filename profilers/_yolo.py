@@ -26,25 +26,60 @@ _TOLERANCE = 1e-3  # rounding slack before a box counts as outside the image
 
 
 def find_data_yaml(root: Path) -> Path | None:
-    """``root`` itself when it is a YAML file, else the YAML in it that has ``names``."""
+    """``root`` itself when it is a YAML file, else the YAML in it that has ``names``.
+
+    Raises:
+        DatasetError: ``data.yaml`` (or ``data.yml``) is there but is not valid YAML;
+            other YAML files that cannot be read are passed over.
+    """
     if root.is_file():
         return root if root.suffix.lower() in (".yaml", ".yml") else None
     candidates = [root / "data.yaml", root / "data.yml", *sorted(root.glob("*.y*ml"))]
     for candidate in candidates:
-        if candidate.is_file() and "names" in _load_yaml(candidate, quiet=True):
+        quiet = candidate.stem.lower() != "data"  # another YAML may be any config file
+        if candidate.is_file() and "names" in _load_yaml(candidate, quiet=quiet):
             return candidate
     return None
 
 
+def _yaml_problem(exc: Exception) -> str:
+    """``"<problem> at line L, column C"`` of a YAML error, on one line."""
+    import yaml
+
+    if not isinstance(exc, yaml.MarkedYAMLError) or exc.problem_mark is None:
+        return " ".join(str(exc).split())
+    mark = exc.problem_mark
+    text = f"{exc.problem or 'invalid YAML'} at line {mark.line + 1}, column {mark.column + 1}"
+    if exc.context and exc.context_mark is not None and exc.context_mark.line != mark.line:
+        text += f" ({exc.context} opened at line {exc.context_mark.line + 1})"
+    return text
+
+
 def _load_yaml(path: Path, *, quiet: bool = False) -> dict[str, Any]:
+    """The mapping in a YAML file (``{}`` when it holds none).
+
+    Raises:
+        DatasetError: the file cannot be read or is not valid YAML (unless ``quiet``).
+    """
     import yaml
 
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+    except OSError as exc:
         if quiet:
             return {}
-        raise DatasetError(f"Cannot read the YOLO data file {path}: {exc}. Fix its YAML.") from exc
+        raise DatasetError(
+            f"Cannot read the YOLO data file {path}: {exc.strerror or exc}. Check the file "
+            "and its permissions."
+        ) from None
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        if quiet:
+            return {}
+        problem = "it is not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else None
+        raise DatasetError(
+            f"The YOLO data file {path} is not valid YAML: {problem or _yaml_problem(exc)}. "
+            "Fix the YAML there, or remove the file to read images/ and labels/ without it."
+        ) from None
     return data if isinstance(data, dict) else {}
 
 

@@ -13,8 +13,10 @@ Work and caps, in order:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
+import os
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
@@ -59,6 +61,12 @@ logger = logging.getLogger(__name__)
 # decision stump meets equally good splits and picks another one.
 PROFILER_VERSION = "1.2"
 PIXEL_SAMPLE_CAP = 500  # images decoded for pixel statistics (every file is still counted)
+
+# Marks of the warnings profile_dataset adds itself (here and in deep_landmarkers; the
+# others are the reader's): a cached profile keeps these, and takes the reader's warnings
+# from the dataset just read.
+_PIXEL_FAILURES = "could not be decoded and were left out of the pixel statistics"
+_PROFILER_WARNINGS = (_PIXEL_FAILURES, "ImageNet landmarkers skipped:")
 
 
 def _stratified(labels: list[str], pool: list[int], cap: int, seed: int) -> list[int]:
@@ -173,8 +181,8 @@ def profile_dataset(
     failed = [dataset.items[i].path for i, r in zip(sample, results, strict=True) if r.error]
     if failed:
         warnings.append(
-            f"{len(failed)} image(s) could not be decoded and were left out of the pixel "
-            f"statistics: {name_some(failed)} ({next(r.error for r in results if r.error)})."
+            f"{len(failed)} image(s) {_PIXEL_FAILURES}: {name_some(failed)} "
+            f"({next(r.error for r in results if r.error)})."
         )
         files = len(dataset.items) + len(dataset.skipped)
         features["corrupt_share"] = (len(dataset.skipped) + len(failed)) / files
@@ -205,14 +213,27 @@ def profile_cached(
 ) -> DatasetProfile:
     """The stored profile of this fingerprint and profiler version, or a new one (saved).
 
-    A stored profile made without landmarkers is recomputed when they are asked for.
+    A stored profile made without landmarkers is recomputed when they are asked for. A
+    stored profile may come from another read of the same files (a copy elsewhere, a
+    corrupt file since removed): it is returned with this dataset's name, path and
+    reader warnings, and only the warnings the profiling itself found.
     """
     cached = store.get_profile(dataset.fingerprint, PROFILER_VERSION)
     if cached is not None:
         ran = not math.isnan(float(cached.features.get("lm_images", math.nan)))
         if ran or not landmarkers:
             logger.debug("profile of %s found in the store", dataset.fingerprint)
-            return cached
+            return _as_read(cached, dataset)
     profile = profile_dataset(dataset, landmarkers=landmarkers, progress=progress)
     store.save_profile(profile)
     return profile
+
+
+def _as_read(cached: DatasetProfile, dataset: Dataset) -> DatasetProfile:
+    """A stored profile with the name, path and reader warnings of ``dataset``."""
+    own = [w for w in cached.warnings if any(marker in w for marker in _PROFILER_WARNINGS)]
+    if cached.path and cached.path != dataset.root:  # files named where they are now
+        own = [w.replace(cached.path + os.sep, dataset.root + os.sep) for w in own]
+    return dataclasses.replace(
+        cached, name=dataset.name, path=dataset.root, warnings=(*dataset.warnings, *own)
+    )

@@ -13,11 +13,17 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
-from mlsel.kernel.dataset import Dataset, DatasetItem
+from mlsel.kernel.dataset import Box, Dataset, DatasetItem
 from mlsel.kernel.errors import DatasetError, invalid_parameter
-from mlsel.profilers._checks import check_classes, check_duplicates, name_some
+from mlsel.profilers._checks import (
+    check_classes,
+    check_duplicates,
+    check_split_classes,
+    name_with_reasons,
+)
 from mlsel.profilers._csv import find_manifest, read_csv_manifest
 from mlsel.profilers._folders import looks_like_class_folders, read_class_folders
 from mlsel.profilers._parallel import Progress, parallel_map
@@ -27,7 +33,7 @@ from mlsel.profilers._split import seeded_split
 from mlsel.profilers._yolo import looks_like_yolo, read_yolo
 from mlsel.profilers.fingerprint import dataset_fingerprint
 
-__all__ = ["EXPECTED_LAYOUTS", "detect_layout", "read_dataset"]
+__all__ = ["EXPECTED_LAYOUTS", "detect_layout", "fingerprint_items", "read_dataset"]
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +105,19 @@ def _rel(path: str, base: str) -> str:
     return os.path.relpath(path, base).replace(os.sep, "/")
 
 
+def fingerprint_items(
+    task: str, items: Iterable[tuple[str, int, str, str | None, tuple[Box, ...]]]
+) -> str:
+    """The fingerprint of ``(relative path, byte size, label, given split, boxes)`` items.
+
+    The split is the one the layout gave (``None`` when it gave none), never a seeded
+    one: the same files are the same dataset whatever the seed. ``read_dataset`` and
+    ``drop_items`` both fingerprint through here.
+    """
+    entries = ((rel, size, label, split or "", boxes) for rel, size, label, split, boxes in items)
+    return dataset_fingerprint(task, entries)
+
+
 def read_dataset(
     path: str | os.PathLike[str],
     task: str | None = None,
@@ -141,12 +160,14 @@ def read_dataset(
     given = [item.split for item, _ in readable]
     digests = [info.digest for _, info in readable]
     splits, has_val = _splits(rels, labels, given, digests, val_fraction, seed)
+    if has_val and raw.task == "classify":
+        warnings += check_split_classes(labels, splits)
     dup_warnings, _, _ = check_duplicates(list(zip(rels, splits, labels, digests, strict=True)))
     warnings += dup_warnings
-    fingerprint = dataset_fingerprint(
+    fingerprint = fingerprint_items(
         raw.task,
         (
-            (rels[i], info.nbytes, item.label, item.split or "", item.boxes)
+            (rels[i], info.nbytes, item.label, item.split, item.boxes)
             for i, (item, info) in enumerate(readable)
         ),
     )
@@ -193,12 +214,11 @@ def _scan(
     )
     pairs = list(zip(raw.items, infos, strict=True))
     readable = [(item, info) for item, info in pairs if not info.error]
-    skipped = [_rel(item.path, raw.base) for item, info in pairs if info.error]
-    if skipped:
-        first_error = next(info.error for info in infos if info.error)
+    bad = [(_rel(item.path, raw.base), info.error) for item, info in pairs if info.error]
+    skipped = [rel for rel, _ in bad]
+    if bad:
         warnings.append(
-            f"{len(skipped)} unreadable or corrupt image(s) were skipped: {name_some(skipped)} "
-            f"(first error: {first_error})."
+            f"{len(bad)} unreadable or corrupt image(s) were skipped: {name_with_reasons(bad)}."
         )
     if not readable:
         raise DatasetError(f"None of the {len(raw.items)} image files in {root} can be read.")

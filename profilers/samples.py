@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlsel.kernel.errors import ConfigError, DatasetError
+from mlsel.kernel.errors import ConfigError, DatasetError, invalid_parameter
 
 __all__ = ["FASHION_MNIST_DIR", "SAMPLES", "load_real", "write_sample"]
 
@@ -113,13 +113,11 @@ def _check_args(name: str, classes: int | None, per_class: int | None, size: int
     if name not in SAMPLES:
         raise ConfigError(f"Unknown sample {name!r}. Choose one of: {', '.join(SAMPLES)}.")
     if classes is not None and classes < 2:
-        raise ConfigError(f"The 'classes' parameter must be an int >= 2. Got {classes} instead.")
+        raise invalid_parameter("classes", "sample", "an int in [2, inf)", classes)
     if per_class is not None and per_class < 1:
-        raise ConfigError(
-            f"The 'per_class' parameter must be an int >= 1. Got {per_class} instead."
-        )
+        raise invalid_parameter("per_class", "sample", "an int in [1, inf)", per_class)
     if size is not None and not 8 <= size <= 2048:
-        raise ConfigError(f"The 'size' parameter must be in [8, 2048] pixels. Got {size} instead.")
+        raise invalid_parameter("size", "sample", "an int in [8, 2048] (pixels)", size)
 
 
 def _prepare_out(out_dir: Path) -> Path:

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,16 +25,26 @@ from mlsel.kernel.records import Config, EpochRecord
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["plot_confusion", "plot_curve", "write_json", "write_run_files"]
+__all__ = ["plot_confusion", "plot_curve", "write_atomically", "write_json", "write_run_files"]
 
 logger = logging.getLogger(__name__)
 
 
+def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
+    """Call ``write(temporary path)``, then rename it to ``path``: a kill or a full disk
+    never leaves half a file under the final name (the temporary one is removed)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def write_json(path: Path, data: Any) -> None:
-    """Write ``data`` as indented JSON (atomically: temp file, then rename)."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    tmp.replace(path)
+    """Write ``data`` as indented JSON (atomically)."""
+    text = json.dumps(data, indent=2, default=str)
+    write_atomically(path, lambda tmp: tmp.write_text(text))
 
 
 def plot_curve(path: Path, curve: Sequence[EpochRecord], score_name: str = "macro F1") -> None:
@@ -66,7 +77,7 @@ def plot_curve(path: Path, curve: Sequence[EpochRecord], score_name: str = "macr
     ax2.set_xlabel("epoch")
     ax2.set_ylabel(f"validation {score_name}")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
     plt.close(fig)
 
 
@@ -99,7 +110,7 @@ def plot_confusion(path: Path, confusion: np.ndarray, classes: Sequence[str]) ->
                     color="white" if confusion[i, j] > top / 2 else "black",
                 )
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
     plt.close(fig)
 
 

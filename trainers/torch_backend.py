@@ -151,20 +151,18 @@ class TorchBackend(Backend):
     ) -> None:  # noqa: ANN001
         import torch
 
-        from mlsel.trainers.artifacts import write_run_files
+        from mlsel.trainers.artifacts import write_atomically, write_run_files
 
         folder.mkdir(parents=True, exist_ok=True)
-        torch.save(
-            {
-                "format": MODEL_FORMAT,
-                "backend": self.name,
-                "arch": config.arch,
-                "num_classes": dataset.num_classes,
-                "image_size": config.image_size,
-                "state_dict": state,
-            },
-            folder / "model.pt",
-        )
+        saved = {
+            "format": MODEL_FORMAT,
+            "backend": self.name,
+            "arch": config.arch,
+            "num_classes": dataset.num_classes,
+            "image_size": config.image_size,
+            "state_dict": state,
+        }
+        write_atomically(folder / "model.pt", lambda tmp: torch.save(saved, tmp))
         write_run_files(
             folder,
             config=config,

@@ -37,25 +37,24 @@ class LeaderboardRow:
 
 def leaderboard(study: Any) -> list[LeaderboardRow]:
     """Every trial that ran (skipped ones left out), completed before stopped, best first."""
-    from mlsel.metalearn.search.study import trial_status
+    from mlsel.metalearn.search.study import trial_attrs
 
     marks = study.user_attrs
     rows = []
     for trial in study.get_trials(deepcopy=False):
-        attrs = trial.user_attrs
-        status = trial_status(marks, trial)
+        attrs = trial_attrs(marks, trial)
+        status = str(attrs.get("status") or trial.state.name.lower())
         if status in ("skipped", "running", "waiting") or "config" not in attrs:
             continue
         # A pruned trial's Optuna value is its last reported epoch; the run's score (the
         # one logged to the store and printed when it ended) is in the user attrs.
         score = attrs.get("score", trial.value if trial.values else None)
-        rows.append((trial, status, score))
+        rows.append((trial, attrs, status, score))
     rows.sort(
-        key=lambda r: (_ORDER.get(r[1], 9), -(r[2] if r[2] is not None else -1e9), r[0].number)
+        key=lambda r: (_ORDER.get(r[2], 9), -(r[3] if r[3] is not None else -1e9), r[0].number)
     )
     out = []
-    for rank, (trial, status, score) in enumerate(rows, start=1):
-        attrs = trial.user_attrs
+    for rank, (trial, attrs, status, score) in enumerate(rows, start=1):
         out.append(
             LeaderboardRow(
                 rank=rank,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter, deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from mlsel.kernel.records import Config
 from mlsel.metalearn.search.events import (
@@ -16,6 +18,9 @@ from mlsel.metalearn.search.events import (
     WorkerLog,
     WorkerStarted,
 )
+
+if TYPE_CHECKING:
+    from mlsel.metalearn.search.leaderboard import LeaderboardRow
 
 __all__ = ["SearchProgress", "WorkerState"]
 
@@ -66,6 +71,14 @@ class SearchProgress:
 
     def worker(self, label: str) -> WorkerState:
         return self.workers.setdefault(label, WorkerState(label))
+
+    def seed_best(self, rows: Sequence[LeaderboardRow]) -> None:
+        """Start from the best of earlier trials (a resumed search): the progress line's
+        "best" counts them, while the counts stay those of this command."""
+        best = next((r for r in rows if r.status == "completed" and r.score is not None), None)
+        if best is not None:
+            self.best_score, self.best_trial = best.score, best.trial
+            self.best_config, self.best_completed = Config.from_dict(best.config), True
 
     def update(self, event: SearchEvent) -> None:
         """Fold one worker event into the progress."""

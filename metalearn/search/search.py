@@ -19,13 +19,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlsel.kernel.dataset import Dataset
-from mlsel.kernel.errors import ConfigError, MlselError, RankerError, invalid_parameter
+from mlsel.kernel.errors import (
+    ConfigError,
+    DatasetError,
+    MlselError,
+    RankerError,
+    invalid_parameter,
+)
 from mlsel.kernel.records import Config, DatasetProfile
 from mlsel.metalearn.search import study as study_module
 from mlsel.metalearn.search.budget import Budget, Clock
 from mlsel.metalearn.search.devices import DeviceSlot, parse_gpus
 from mlsel.metalearn.search.leaderboard import LeaderboardRow, best_row, export_best, leaderboard
-from mlsel.metalearn.search.pool import EventHook
+from mlsel.metalearn.search.pool import EventHook, KilledTrial
 from mlsel.metalearn.search.progress import SearchProgress
 from mlsel.metalearn.search.workers import WorkerJob
 
@@ -63,6 +69,8 @@ class SearchSettings:
         slots: device slots, overriding ``gpus`` (tests).
         trainer: what trains the trials (default :class:`mlsel.trainers.CachedTrainer`).
         clock: the budget's clock (tests inject one they drive).
+        skip_bad_files: leave out images that cannot be decoded (else they stop the search
+            before it starts, with the files named).
     """
 
     budget_s: float
@@ -84,6 +92,7 @@ class SearchSettings:
     slots: tuple[DeviceSlot, ...] | None = None
     trainer: Trainer | None = None
     clock: Clock = time.time
+    skip_bad_files: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,6 +115,7 @@ class SearchReport:
     warm_start: list[dict[str, Any]]
     refit: str | None = None
     notes: list[str] = field(default_factory=list)
+    interrupted: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         p = self.progress
@@ -131,6 +141,7 @@ class SearchReport:
             "history": p.history,
             "refit": self.refit,
             "notes": self.notes + [self.device_note],
+            "interrupted": self.interrupted,
         }
 
 
@@ -212,7 +223,7 @@ def _open(settings: SearchSettings, home: Path, dataset: Dataset) -> tuple[str, 
                 f"There is no search on {dataset.name!r} to resume. Run without --resume "
                 "to start one."
             )
-    name = name or time.strftime("%Y%m%d-%H%M%S")
+    name = name or _new_name(home, dataset.fingerprint)
     folder = study_module.search_dir(home, dataset.fingerprint, name)
     meta = {
         "dataset": str(dataset.root),
@@ -224,6 +235,35 @@ def _open(settings: SearchSettings, home: Path, dataset: Dataset) -> tuple[str, 
     if settings.resume:
         study_module.close_orphans(study)
     return name, folder, study
+
+
+def _without_bad_files(dataset: Dataset, settings: SearchSettings, notes: list[str]) -> Dataset:
+    """Decode every image once before any trial: a file that cannot be decoded stops the
+    search here, with the files named, or with ``skip_bad_files`` is left out (a note)."""
+    from mlsel.profilers import bad_files_message, drop_items, verify_images
+
+    bad = verify_images(dataset)
+    if not bad:
+        return dataset
+    if not settings.skip_bad_files:
+        raise DatasetError(bad_files_message(bad))
+    notes.append(f"left out {len(bad)} image(s) that cannot be decoded (--skip-bad-files)")
+    logger.warning(notes[-1])
+    return drop_items(dataset, [path for path, _ in bad], "cannot be decoded")
+
+
+def _new_name(home: Path, fingerprint: str) -> str:
+    """A fresh search name, the start time; its folder is made at once, so that two
+    searches started in the same second get two names."""
+    base = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(1, 1000):
+        name = base if n == 1 else f"{base}-{n}"
+        try:
+            study_module.search_dir(home, fingerprint, name).mkdir(parents=True)
+        except FileExistsError:
+            continue
+        return name
+    raise ConfigError(f"Too many searches started at {base}. Pass --name.")
 
 
 def _jobs(
@@ -293,14 +333,14 @@ def run_search(
     _validate(settings)
     budget = Budget.start(settings.budget_s, started, clock=settings.clock)
     home = resolve_home(home)
-    dataset = read_dataset(dataset_path, task=settings.task)
+    notes: list[str] = []
+    dataset = _without_bad_files(read_dataset(dataset_path, task=settings.task), settings, notes)
     slots, device_note = (list(settings.slots), "") if settings.slots else parse_gpus(settings.gpus)
     store = Store.open(home)
     name, folder, study = _open(settings, home, dataset)
     remaining = None
     if settings.max_trials is not None:
         remaining = max(0, settings.max_trials - _finished_runs(study))
-    notes: list[str] = []
     gpu = any(s.is_gpu for s in slots)
     profile: DatasetProfile | None
     try:
@@ -313,9 +353,10 @@ def run_search(
     study_module.enqueue_warm_start(study, warm)
     jobs = _jobs(settings, slots, dataset, profile, _cost_model(store, gpu), home, folder, budget)
     pool = WorkerPool(jobs, budget, max_trials=remaining, target=settings.target)
-    pool.start()
     progress = SearchProgress(started_at=budget.started)
-    _close_killed(study, pool.run(progress, on_event))
+    progress.seed_best(leaderboard(study))  # a resumed search's earlier trials count
+    pool.start()
+    _close_killed(study, store, pool.run(progress, on_event))
     rows = leaderboard(study)
     best = best_row(rows)
     output = None
@@ -341,16 +382,49 @@ def run_search(
         warm_start=[c.to_dict() for c in warm],
         refit=refit_text,
         notes=notes,
+        interrupted=pool.interrupted,
     )
 
 
-def _close_killed(study: optuna.Study, trials: list[int]) -> None:
-    """Close the trials of workers terminated at the deadline as ``timeout``."""
+def _close_killed(study: optuna.Study, store: Store, killed: list[KilledTrial]) -> None:
+    """Close what terminated workers left open: their run in the store and their trial in
+    the study, as ``timeout`` (the deadline) or ``interrupted`` (the user), with the best
+    score the run logged."""
     from optuna.trial import TrialState
 
-    for number in trials:
-        study_module.mark_trial(study, number, "timeout")
-        study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
+    for kill in killed:
+        run_id, score = _close_run_of(store, kill)
+        if kill.trial is None:
+            continue
+        study_module.mark_trial(study, kill.trial, kill.status, run_id=run_id, score=score)
+        study.tell(kill.trial, state=TrialState.FAIL, skip_if_finished=True)
+
+
+def _close_run_of(store: Store, kill: KilledTrial) -> tuple[str | None, float | None]:
+    """Finish the run a terminated worker left ``running``; returns its id and score."""
+    from mlsel.kernel.records import RunResult
+
+    if kill.pid is None:
+        return None, None
+    rows = store.sql(
+        "SELECT run_id FROM runs WHERE status = 'running' AND pid = ? ORDER BY started_at",
+        [kill.pid],
+    )
+    run_id, score = None, None
+    for run_id in rows["run_id"].to_list():
+        curve = store.epochs(run_id)
+        scores = [e.score for e in curve if e.score is not None]
+        score = max(scores) if scores else None
+        reason = "the deadline" if kill.status == "timeout" else "the user's interrupt"
+        store.finish_run(
+            run_id,
+            RunResult(
+                status=kill.status,
+                score=score,
+                error=f"its worker did not stop in time after {reason} and was terminated",
+            ),
+        )
+    return run_id, score
 
 
 def _maybe_refit(store: Store, home: Path) -> str | None:

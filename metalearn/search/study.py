@@ -36,6 +36,7 @@ __all__ = [
     "mark_trial",
     "open_study",
     "search_dir",
+    "trial_attrs",
     "trial_status",
 ]
 
@@ -153,21 +154,38 @@ def open_study(
     )
 
 
-def mark_trial(study: optuna.Study, number: int, status: str) -> None:
-    """Record the status of a trial that the search ended from outside its worker.
+def mark_trial(
+    study: optuna.Study,
+    number: int,
+    status: str,
+    *,
+    run_id: str | None = None,
+    score: float | None = None,
+) -> None:
+    """Record the end of a trial that the search closed from outside its worker.
 
-    A worker records each trial's status in the trial's user attrs. A trial whose worker
-    was terminated, or that a killed search left running, cannot be given user attrs by
-    another process through Optuna's public API, so its status goes in the study's
-    user attrs instead; :func:`trial_status` reads both.
+    A worker records each trial's status, run id and score in the trial's user attrs. A
+    trial whose worker was terminated, or that a killed search left running, cannot be
+    given user attrs by another process through Optuna's public API, so they go in the
+    study's user attrs instead; :func:`trial_attrs` reads both.
     """
-    study.set_user_attr(f"{_MARK}{number}", status)
+    mark = {"status": status, "run_id": run_id, "score": score}
+    study.set_user_attr(f"{_MARK}{number}", mark)
+
+
+def trial_attrs(study_attrs: dict[str, Any], trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """The trial's user attrs, with what the search marked from outside (``study_attrs``:
+    the study's ``user_attrs``)."""
+    attrs = dict(trial.user_attrs)
+    mark = study_attrs.get(f"{_MARK}{trial.number}")
+    if isinstance(mark, dict):
+        attrs.update({k: v for k, v in mark.items() if v is not None})
+    return attrs
 
 
 def trial_status(study_attrs: dict[str, Any], trial: optuna.trial.FrozenTrial) -> str:
     """The mlsel status of ``trial`` (``study_attrs``: the study's ``user_attrs``)."""
-    mark = study_attrs.get(f"{_MARK}{trial.number}")
-    return str(mark or trial.user_attrs.get("status") or trial.state.name.lower())
+    return str(trial_attrs(study_attrs, trial).get("status") or trial.state.name.lower())
 
 
 def close_orphans(study: optuna.Study) -> int:

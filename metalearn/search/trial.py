@@ -16,7 +16,7 @@ import logging
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mlsel.kernel.errors import MlselError, StopRun
 from mlsel.kernel.records import Config, EpochRecord, RunResult
@@ -25,7 +25,7 @@ from mlsel.metalearn.search.events import EpochEnded, TrialEnded, TrialSkipped, 
 if TYPE_CHECKING:
     import optuna
 
-    from mlsel.metalearn.search.workers import EventSink, WorkerJob
+    from mlsel.metalearn.search.workers import EventSink, StopSignals, WorkerJob
 
 __all__ = ["TrialLoop"]
 
@@ -51,7 +51,7 @@ class TrialLoop:
         stop: an event; when set, a running trial stops at its next epoch.
     """
 
-    def __init__(self, job: WorkerJob, events: EventSink, stop: Any) -> None:
+    def __init__(self, job: WorkerJob, events: EventSink, stop: StopSignals) -> None:
         from mlsel.experiment_store import Store
         from mlsel.metalearn.search.study import make_pruner, make_sampler, open_study
         from mlsel.metalearn.space import CandidateSpace
@@ -186,8 +186,11 @@ class TrialLoop:
                 trial.report(float(record.score), steps)
                 if trial.should_prune():
                     raise StopRun("pruned")
-            last = steps >= config.epochs  # a finished run is not stopped, even if late
-            if not last and (self.stop.is_set() or self.job.budget.expired()):
+            if steps >= config.epochs:  # a finished run is not stopped, even if late
+                return
+            if self.stop.interrupted():
+                raise StopRun("interrupted")
+            if self.stop.is_set() or self.job.budget.expired():
                 raise StopRun("timeout")
 
         try:
@@ -214,7 +217,7 @@ class TrialLoop:
             trial.set_user_attr("error", result.error[:500])
         if result.status == "completed" and result.score is not None:
             self.study.tell(trial, float(result.score))
-        elif result.status in ("pruned", "timeout"):
+        elif result.status in ("pruned", "timeout", "interrupted"):
             if result.score is not None:
                 trial.set_user_attr("score", float(result.score))
             self.study.tell(trial, state=TrialState.PRUNED)

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from mlsel.metalearn.search.trainer import Trainer
     from mlsel.metalearn.space import CandidateSpace
 
-__all__ = ["EventSink", "WorkerJob", "run_worker"]
+__all__ = ["EventSink", "StopSignals", "WorkerJob", "run_worker"]
 
 logger = logging.getLogger(__name__)
 
@@ -82,23 +82,44 @@ class EventSink:
         self.queue.put(kind(worker=self.worker, time=self.budget.now(), **data))
 
 
-class _StopOrOrphaned:
-    """The stop event, also set when the main process died (a killed ``mlsel run``)."""
+class StopSignals:
+    """What tells a worker to stop: ``stop`` (the budget, the target, another worker) ends
+    a running trial as ``timeout``; ``interrupt`` (the user's Ctrl-C or SIGTERM) ends it as
+    ``interrupted``."""
 
-    def __init__(self, stop: Any, queue: Any) -> None:
-        import multiprocessing
-
-        self.stop, self.queue = stop, queue
-        self.parent = multiprocessing.parent_process()
+    def __init__(self, stop: Any, interrupt: Any) -> None:
+        self.stop, self.interrupt = stop, interrupt
 
     def is_set(self) -> bool:
-        if self.parent is not None and not self.parent.is_alive():
-            self.queue.cancel_join_thread()  # nobody reads the events: exit without flushing
-            return True
-        return bool(self.stop.is_set())
+        return bool(self.stop.is_set() or self.interrupt.is_set())
+
+    def interrupted(self) -> bool:
+        return bool(self.interrupt.is_set())
 
     def set(self) -> None:
         self.stop.set()
+
+
+def _exit_with_parent() -> None:
+    """End this worker the moment the main process dies (``kill -9`` of ``mlsel run``).
+
+    The worker's running run stays ``running`` in the store with this process's pid, and
+    the next open of the store marks it ``interrupted``; its Optuna trial stays running,
+    and ``--resume`` closes it as interrupted and enqueues it again.
+    """
+    import multiprocessing
+    import threading
+    from multiprocessing.connection import wait
+
+    parent = multiprocessing.parent_process()
+    if parent is None:  # called in-process (tests)
+        return
+
+    def watch() -> None:
+        wait([parent.sentinel])
+        os._exit(70)  # nobody reads the events and nothing may be written after a kill
+
+    threading.Thread(target=watch, name="mlsel-parent-watch", daemon=True).start()
 
 
 class _QueueLogHandler(logging.Handler):
@@ -163,10 +184,12 @@ def _pin(slot: DeviceSlot) -> None:
         sys.modules["torch"].set_num_threads(slot.threads)
 
 
-def _trials(loop: Any, job: WorkerJob, stop: _StopOrOrphaned, tickets: Any) -> str:
+def _trials(loop: Any, job: WorkerJob, stop: StopSignals, tickets: Any) -> str:
     """Run trials until one of the ends; returns why it ended."""
     skips = 0
     while True:
+        if stop.interrupted():
+            return "interrupted"
         if stop.is_set():
             return "stopped"
         if job.budget.expired():
@@ -191,17 +214,25 @@ def _trials(loop: Any, job: WorkerJob, stop: _StopOrOrphaned, tickets: Any) -> s
             return "no sampled trial fits in the time left"
 
 
-def run_worker(job: WorkerJob, queue: Any, stop: Any, tickets: Any) -> None:
+def run_worker(job: WorkerJob, queue: Any, stop: Any, interrupt: Any, tickets: Any) -> None:
     """Entry point of a worker process (also callable in-process, for tests).
 
     Args:
         job: the worker's settings and inputs.
         queue: a multiprocessing queue for events to the main process.
-        stop: a multiprocessing event; when set, no trial starts and running ones stop.
+        stop: a multiprocessing event; when set, no trial starts and running ones stop at
+            their next epoch as ``timeout``.
+        interrupt: the same, set when the user stopped the search: ``interrupted``.
         tickets: a shared int: how many more trials may start (-1: no limit).
     """
+    import signal
+
+    # Ctrl-C reaches every process of the terminal's group: the main process stops the
+    # workers through ``interrupt``, so that each ends its run cleanly.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with_parent()
     _pin(job.slot)
-    orphan_aware = _StopOrOrphaned(stop, queue)
+    orphan_aware = StopSignals(stop, interrupt)
     events = EventSink(queue, job.slot.label, job.budget)
     _route_output(events)
     reason = "stopped"

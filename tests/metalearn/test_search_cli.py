@@ -89,3 +89,38 @@ def test_run_rejects_a_bad_budget_and_an_unknown_model(tmp_path: Path):
     assert result.exit_code == 2 and "Got 'soon'" in result.output
     result = runner.invoke(app, ["run", str(tmp_path), "--budget", "1m", "--model", "nope"])
     assert result.exit_code == 2 and "nope" in result.output
+
+
+def test_every_status_and_any_text_render_in_the_leaderboard_and_the_event_lines() -> None:
+    from rich.console import Console
+
+    from mlsel.cli import run as run_cli
+    from mlsel.kernel.records import Config
+    from mlsel.metalearn.search import LeaderboardRow, SearchProgress, TrialEnded
+
+    config = Config("torchvision", "small_cnn", pretrained=None, finetune="full")
+    rows = [
+        LeaderboardRow(i, i, status, 0.5, "small_cnn", config.to_dict(), 1.0, False, "r[/]x")
+        for i, status in enumerate(["completed", "interrupted", "timeout", "odd[/]status"])
+    ]
+
+    class Report:
+        dataset_name, name = "data[/b]", "s1"
+
+    Report.rows = rows  # type: ignore[attr-defined]
+    out = Console(record=True, width=100)
+    out.print(run_cli._leaderboard(Report(), top=10))  # type: ignore[arg-type]
+    text = out.export_text()
+    assert "interrupted" in text and "odd[/]status" in text and "data[/b]" in text
+    event = TrialEnded(
+        worker="cpu",
+        time=1.0,
+        trial=3,
+        config=config,
+        status="interrupted",
+        score=None,
+        run_id=None,
+        seconds=None,
+        warm=False,
+    )
+    run_cli._print_event(SearchProgress(started_at=0.0), event)  # no MarkupError

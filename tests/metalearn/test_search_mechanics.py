@@ -328,3 +328,23 @@ def test_pruner_stops_a_trial_worse_than_the_first_at_the_first_rung(digits, mls
     assert by_trial[1].status == "pruned" and by_trial[2].status == "pruned"
     store = Store.open(mlsel_home)
     assert [e.epoch for e in store.epochs(by_trial[1].run_id)] == [1]
+
+
+def test_a_file_that_cannot_be_decoded_stops_the_search_before_any_trial(
+    digits_and_profile, tmp_path: Path, mlsel_home: Path
+) -> None:
+    import shutil
+
+    from mlsel.kernel.errors import DatasetError
+
+    source, _ = digits_and_profile
+    data = tmp_path / "digits"
+    shutil.copytree(source, data)
+    victim = sorted((data / "0").iterdir())[0]
+    victim.write_bytes(victim.read_bytes()[:60])  # a truncated PNG: its header still reads
+    with pytest.raises(DatasetError, match="cannot be decoded.*--skip-bad-files"):
+        run_search(data, _settings(max_trials=1))
+    assert Store.open(mlsel_home).list_runs() == []  # no trial was tried, none failed
+    report = run_search(data, _settings(max_trials=1, skip_bad_files=True))
+    assert report.progress.statuses == {"completed": 1}
+    assert any("left out 1 image" in note for note in report.notes)

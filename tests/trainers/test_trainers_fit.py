@@ -220,3 +220,19 @@ def test_the_validation_loss_is_the_training_loss_with_its_label_smoothing(digit
     plain = torch.nn.CrossEntropyLoss()(logits, labels).item()
     assert outcome.curve[0].val_loss == pytest.approx(smoothed, rel=1e-5)
     assert abs(smoothed - plain) > 1e-3
+
+
+def test_an_interrupted_write_leaves_no_half_file(tmp_path: Path) -> None:
+    from mlsel.trainers.artifacts import write_atomically
+
+    target = tmp_path / "model.pt"
+    target.write_bytes(b"the whole previous file")
+
+    def fails_half_way(tmp: Path) -> None:
+        tmp.write_bytes(b"half")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        write_atomically(target, fails_half_way)
+    assert target.read_bytes() == b"the whole previous file"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
