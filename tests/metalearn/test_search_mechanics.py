@@ -348,3 +348,21 @@ def test_a_file_that_cannot_be_decoded_stops_the_search_before_any_trial(
     report = run_search(data, _settings(max_trials=1, skip_bad_files=True))
     assert report.progress.statuses == {"completed": 1}
     assert any("left out 1 image" in note for note in report.notes)
+
+
+def test_two_searches_started_in_the_same_second_get_two_names(mlsel_home, monkeypatch):
+    from mlsel.metalearn.search import search as search_module
+
+    monkeypatch.setattr(search_module.time, "strftime", lambda fmt: "20261201-120000")
+    first = search_module._new_name(mlsel_home, "f" * 16)
+    second = search_module._new_name(mlsel_home, "f" * 16)
+    assert (first, second) == ("20261201-120000", "20261201-120000-2")
+
+
+@pytest.mark.slow
+def test_a_resumed_search_counts_the_best_of_its_earlier_trials(digits, mlsel_home):
+    first = run_search(digits, _settings(max_trials=2, name="r1"))
+    second = run_search(digits, _settings(max_trials=3, name="r1", resume=True))
+    earlier = max(r.score for r in first.rows if r.status == "completed")
+    assert second.progress.best_score is not None and second.progress.best_score >= earlier
+    assert second.progress.started == 1  # the counts are this command's
