@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from tests.reliability._standin import SlowTrainer
+from tests.standin import SleepyTrainer
 
 
 def main() -> int:
@@ -45,7 +45,7 @@ def main() -> int:
         refit=False,
         space=CandidateSpace(architectures={"small_cnn": ("torchvision", "classify")}),
         fixed={"epochs": args.epochs, "image_size": 32},
-        trainer=SlowTrainer(args.epoch_s, args.progress),
+        trainer=SleepyTrainer(args.epoch_s, progress=args.progress),
         seed=0,
         name=args.name,
         resume=args.resume,
