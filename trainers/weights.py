@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlsel.kernel.catalogue import SHIPPED_WEIGHTS
 from mlsel.kernel.errors import WeightsUnavailableError
 from mlsel.kernel.home import Home
 
@@ -74,7 +75,7 @@ def _how_to(arch: str, filename: str, home: str | None) -> str:
     return (
         f"Put the file {filename} in {weights_dir(home)} (or in the torch hub cache), "
         f"pass it with --weights FILE, choose an architecture with shipped offline weights "
-        f"(efficientnet_lite0, mobilenet_v2), or train {arch} with --no-pretrained."
+        f"({', '.join(SHIPPED_WEIGHTS)}), or train {arch} with --no-pretrained."
     )
 
 

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 from mlsel.kernel.backbones import (
     IMAGENET_MEAN,
     IMAGENET_STD,
+    LITE_INPUT_SIZE,
     NORMALISATION,
-    efficientnet_lite0_weights_path,
+    efficientnet_lite_weights_path,
 )
 from mlsel.kernel.catalogue import architecture, architectures
 from mlsel.kernel.errors import ConfigError, WeightsUnavailableError, invalid_parameter
@@ -88,6 +89,8 @@ class _ViTBackbone:
 
 
 class _LiteBackbone:
+    """Factory for a module running an EfficientNet-Lite up to its pooled features."""
+
     @staticmethod
     def make(lite: Any) -> nn.Module:
         import torch
@@ -205,7 +208,7 @@ def build_torchvision(
     """
     import torchvision.models as tvm
 
-    from mlsel.kernel.backbones import load_efficientnet_lite0, load_mobilenet_v2_backbone
+    from mlsel.kernel.backbones import load_efficientnet_lite, load_mobilenet_v2_backbone
     from mlsel.trainers import weights as wts
 
     _check_arch(arch, image_size, pretrained is not None)
@@ -214,18 +217,22 @@ def build_torchvision(
     explicit = weights or (pretrained if pretrained not in (None, "imagenet") else None)
     state = wts.load_state_dict_file(explicit) if explicit else None
     source: str | None = str(explicit) if explicit else None
-    if arch == "efficientnet_lite0":
+    if arch in LITE_INPUT_SIZE:  # EfficientNet-Lite0/1/2 (efficientnet_lite_pytorch)
         from torch import nn
 
-        lite: Any = load_efficientnet_lite0(
-            pretrained=pretrained is not None and state is None, image_size=image_size
+        lite: Any = load_efficientnet_lite(
+            arch, pretrained=pretrained is not None and state is None, image_size=image_size
         )
         if state is not None:
             _load(lite, state, arch, source)
         elif pretrained is not None:
-            source = str(efficientnet_lite0_weights_path())
+            source = str(efficientnet_lite_weights_path(arch))
         mean, std = NORMALISATION[arch]
-        head = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, num_classes))
+        # the variant's own dropout (0.2 for Lite0/1, 0.3 for Lite2) before a new head on
+        # its 1280 pooled features
+        head = nn.Sequential(
+            nn.Dropout(lite._dropout.p), nn.Linear(lite._fc.in_features, num_classes)
+        )
         partial = [*lite._blocks[-2:], lite._conv_head, lite._bn1]
         net = Network(_LiteBackbone.make(lite), head, partial, mean, std)
     else:
