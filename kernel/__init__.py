@@ -5,6 +5,7 @@
 * :mod:`.dataset`: the ``Dataset`` record (items, labels, splits, fingerprint);
 * :mod:`.catalogue`: tasks, backends, allowed choices, architectures, shipped weights;
 * :mod:`.backbones`: loaders of the shipped ImageNet backbones (torch imported inside);
+* :mod:`.images`: the one image decoder, files to RGB pixels (Pillow imported inside);
 * :mod:`.home`: every path of ``$MLSEL_HOME``, and the machine cache.
 
 Dependencies point one way: ``cli -> metalearn -> {trainers, profilers,

@@ -1,7 +1,8 @@
 """Second pass: decode a sample of images at reduced size and measure their pixels.
 
-Images are decoded small: JPEGs through Pillow's ``draft`` (the decoder scales by 1/2,
-1/4 or 1/8 while decoding), then every image is shrunk so its longest side is at most
+Images are decoded by the kernel's :func:`~mlsel.kernel.images.load_rgb` (transparency
+on white), small: JPEGs through Pillow's ``draft`` (the decoder scales by 1/2, 1/4 or 1/8
+while decoding), then every image is shrunk so its longest side is at most
 :data:`STAT_SIDE` pixels. Sharpness and edge density are therefore measured at that
 scale, which makes them comparable across datasets of different resolutions.
 """
@@ -9,10 +10,12 @@ scale, which makes them comparable across datasets of different resolutions.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
+
+from mlsel.kernel.errors import DatasetError
+from mlsel.kernel.images import load_rgb
 
 __all__ = ["STAT_NAMES", "STAT_SIDE", "THUMB_SIDE", "TINY_SIDE", "PixelResult", "pixel_stats"]
 
@@ -42,24 +45,8 @@ class PixelResult:
     error: str = ""
 
 
-def _to_rgb(image):  # noqa: ANN001, ANN202
-    """(RGB image, whether the source had no colour channels)."""
-    from PIL import Image
-
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        array = np.asarray(image, dtype=np.float32)
-        top = float(array.max()) or 1.0
-        image = Image.fromarray((array * (255.0 / top)).clip(0, 255).astype(np.uint8))
-        return image.convert("RGB"), True
-    gray = image.mode in ("1", "L", "LA", "La")
-    has_alpha = image.mode in ("RGBA", "LA", "PA") or (
-        image.mode == "P" and "transparency" in image.info
-    )
-    if has_alpha:
-        image = image.convert("RGBA")
-        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(background, image)
-    return image.convert("RGB"), gray
+# Modes without colour channels: their images count as grayscale whatever their pixels.
+_GREY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
 
 def _mean_var(values: np.ndarray) -> tuple[float, float]:
@@ -126,15 +113,10 @@ def pixel_stats(task: tuple[str, bool]) -> PixelResult:
     # statistics of a landscape photo (640x480 decodes at 1/4 scale, 160x120)
     need = max(STAT_SIDE // 2, THUMB_SIDE if want_thumb else 0)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(path) as image:
-                if image.format == "JPEG":
-                    image.draft("RGB", (need, need))
-                image.load()
-                rgb, gray_source = _to_rgb(image)
-    except (OSError, ValueError, SyntaxError) as exc:
-        return PixelResult(error=f"cannot decode ({exc})")
+        rgb, mode = load_rgb(path, draft=need)
+    except DatasetError as exc:  # its message names the file; the profile lists the names
+        return PixelResult(error=f"cannot decode ({exc.__cause__ or exc})")
+    gray_source = mode in _GREY_MODES
     thumb = b""
     if want_thumb:
         thumb = rgb.resize((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BILINEAR).tobytes()

@@ -3,7 +3,8 @@
 Decoding and resizing JPEG/PNG files dominates the cost of small-data training on CPU.
 :class:`TensorCache` does it once per (dataset fingerprint, image size, split) and keeps
 the result, so the epochs of a run and the trials of one search reuse it. Images are
-resized to ``size x size`` (as the few-shot study's ``Resize((224, 224))``) and kept as RGB uint8.
+decoded by :func:`mlsel.kernel.images.decode` (transparency on white), resized to
+``size x size`` (as the few-shot study's ``Resize((224, 224))``) and kept as RGB uint8.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from mlsel.kernel.errors import DatasetError
+from mlsel.kernel.images import decode
 
 if TYPE_CHECKING:
     import numpy as np
@@ -31,22 +33,12 @@ logger = logging.getLogger(__name__)
 def decode_image(path: str, size: int) -> np.ndarray:
     """One image as an ``(size, size, 3)`` RGB uint8 array (bilinear resize).
 
-    Raises:
-        DatasetError: the file cannot be read as an image.
-    """
-    import numpy as np
-    from PIL import Image, UnidentifiedImageError
+    Decoded by :func:`mlsel.kernel.images.decode`, as prediction and the profilers are.
 
-    try:
-        with Image.open(path) as img:
-            rgb = img.convert("RGB")
-            if rgb.size != (size, size):
-                rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
-            return np.asarray(rgb, dtype=np.uint8)
-    except (OSError, UnidentifiedImageError) as exc:
-        raise DatasetError(
-            f"Cannot decode image {path}: {exc}. Remove or replace the file."
-        ) from exc
+    Raises:
+        DatasetError: the file cannot be read as an image or is over the pixel cap.
+    """
+    return decode(path, size)
 
 
 def decode_images(paths: Sequence[str], size: int) -> torch.Tensor:

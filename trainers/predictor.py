@@ -19,8 +19,9 @@ __all__ = ["Predictor", "load_model"]
 class Predictor:
     """A saved classifier: ``predict(images) -> class names``, ``predict_proba``.
 
-    Images are file paths, PIL images or ``(H, W, 3)`` uint8 arrays; they are decoded
-    and resized exactly as in training.
+    Images are file paths, encoded bytes, PIL images or ``(H, W, 3)`` uint8 arrays; each
+    goes through :func:`mlsel.kernel.images.decode`, which decodes and resizes exactly as
+    in training.
     """
 
     def __init__(self, folder: Path, device: str = "cpu") -> None:
@@ -57,21 +58,11 @@ class Predictor:
     def _batch(self, images: Sequence[Any]):  # noqa: ANN202
         import numpy as np
         import torch
-        from PIL import Image
 
-        from mlsel.trainers.cache import decode_image
+        from mlsel.kernel.images import decode
 
         size = int(self.preprocessing_["image_size"])
-        arrays = []
-        for image in images:
-            if isinstance(image, str | Path):
-                arrays.append(decode_image(str(image), size))
-            else:
-                pil = (
-                    image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
-                )
-                rgb = pil.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
-                arrays.append(np.asarray(rgb, dtype=np.uint8))
+        arrays = [decode(image, size) for image in images]
         return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
 
     def predict_proba(self, images: Sequence[Any], batch_size: int = 64) -> np.ndarray:

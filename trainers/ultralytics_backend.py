@@ -86,9 +86,10 @@ def _upscaled(src: str, dst: Path, size: int) -> None:
     """Ultralytics rejects images under 10 px: write those as ``size`` px PNGs instead."""
     from PIL import Image
 
+    from mlsel.kernel.images import decode
+
     dst.parent.mkdir(parents=True, exist_ok=True)
-    with Image.open(src) as img:
-        img.convert("RGB").resize((size, size), Image.Resampling.BILINEAR).save(dst)
+    Image.fromarray(decode(src, size)).save(dst)
 
 
 def _layout_classify(dataset: Dataset, root: Path, size: int) -> Path:
