@@ -1,15 +1,15 @@
 """Decode every image once, to find the files the header pass lets through.
 
 The reader opens headers only, so a truncated or damaged image passes it and fails later,
-in every training trial. :func:`verify_images` decodes each image (a JPEG small, through
-``draft``) and names those that fail; :func:`drop_items` leaves them out of a dataset, and
-:func:`bad_files_message` is the error to show when they are neither removed nor skipped.
+in every training trial. :func:`verify_images` decodes each image through the one decoder
+(small: a JPEG through ``draft``) and names those that fail; :func:`drop_items` leaves
+them out of a dataset, and :func:`bad_files_message` is the error to show when they are
+neither removed nor skipped.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -26,23 +26,21 @@ DRAFT_SIDE = 64  # a JPEG is decoded at the smallest DCT scale keeping both side
 
 
 def decode_file(path: str) -> str:
-    """Fully decode one image: ``""`` when it decodes, else the reason it does not.
+    """Decode one image as training will: ``""`` when it decodes, else the reason.
 
-    The reasons read like the header pass's (:func:`~mlsel.profilers._scan.scan_file`).
+    It goes through the one decoder (:func:`mlsel.kernel.images.decode`), small, so that
+    what it lets through is what training can read; the reasons read like the header
+    pass's (:func:`~mlsel.profilers._scan.scan_file`).
     """
-    from PIL import Image
+    from mlsel.kernel.images import DRAFT_MARGIN, decode
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # DecompressionBombWarning and friends
-            with Image.open(path) as image:
-                if image.format == "JPEG":
-                    image.draft("RGB", (DRAFT_SIDE, DRAFT_SIDE))
-                image.load()
-    except Exception as exc:  # a damaged file makes Pillow raise nearly anything
-        if isinstance(exc, FileNotFoundError | PermissionError):
-            return f"cannot read: {exc.strerror or exc}"
-        return image_error(exc)
+        decode(path, max(1, DRAFT_SIDE // DRAFT_MARGIN))
+    except DatasetError as error:
+        cause = error.__cause__
+        if isinstance(cause, FileNotFoundError | PermissionError):
+            return f"cannot read: {cause.strerror or cause}"
+        return image_error(cause) if isinstance(cause, Exception) else str(error)
     return ""
 
 
