@@ -10,9 +10,27 @@ training. The rules:
   mode (L, 1, P, CMYK, YCbCr, ...) goes through Pillow's ``convert("RGB")``;
 * EXIF orientation is not applied: the trainer never applied it, and cached results and
   the shipped runs were made without it;
-* an opaque RGB image is resized to ``size x size`` bilinear, bit for bit as the trainer
-  always did; a JPEG at least ``2 * DRAFT_MARGIN`` times larger than ``size`` on both
-  sides is decoded reduced first (Pillow's ``draft``: DCT scaling by 1/2, 1/4 or 1/8);
+* an opaque RGB image (not a large one, below) is resized to ``size x size`` bilinear, bit
+  for bit as the trainer always did; a JPEG at least ``2 * DRAFT_MARGIN`` times larger
+  than ``size`` on both sides is decoded reduced first (Pillow's ``draft``: DCT scaling
+  by 1/2, 1/4 or 1/8);
+* a *large* file that is not a JPEG (over :data:`LARGE_PIXELS`, 16 megapixels) has no
+  draft: asked for at a size, it is decoded once at full size, one such image at a time
+  per process, composited and reduced by an integer factor (``Image.reduce``) a band of
+  rows at a time, so that memory holds the decoded bitmap, one band and the result;
+  the reduced copy keeps both sides at least :data:`REDUCED_SIDE` (or the size asked
+  for, when larger) and is then resized as above;
+* that reduced copy is cached, in this process (a small LRU) and on disk under
+  ``machine_cache_dir() / "decoded"`` (a PNG written to a temporary file, then renamed,
+  so concurrent processes never read half a file), keyed by the file's real path, byte
+  size and modification time (``st_mtime_ns``): hashing the bytes of a 700 MB file would
+  cost as much as decoding it. A later decode of the same file at the same or a smaller
+  size reads the copy instead of the full bitmap; a changed file (size or mtime) misses.
+  A cache that cannot be written or read is skipped (logged at debug level), never an
+  error;
+* images up to :data:`PIXEL_CAP` (250 megapixels: a 15,000 x 15,000 scan is 225) are
+  accepted; :func:`apply_pixel_cap` raises Pillow's ``MAX_IMAGE_PIXELS`` to it, so that
+  an accepted image never makes Pillow warn, whoever opens it;
 * no warning escapes while decoding (DecompressionBombWarning, palette transparency);
 * an unreadable file, or one over :data:`PIXEL_CAP`, raises
   :class:`~mlsel.kernel.errors.DatasetError` naming it.
@@ -22,17 +40,23 @@ Pillow and numpy are imported inside the functions: importing this module is che
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import io
+import logging
 import operator
 import os
 import sys
+import tempfile
 import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from mlsel.kernel.errors import DatasetError, invalid_parameter
+from mlsel.kernel.home import machine_cache_dir
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -44,41 +68,62 @@ if TYPE_CHECKING:
     #: What :func:`decode` accepts: a path, encoded bytes, a PIL image or an array.
     ImageSource: TypeAlias = "str | os.PathLike[str] | bytes | Image.Image | npt.NDArray[Any]"
 
-__all__ = ["DRAFT_MARGIN", "PIXEL_CAP", "apply_pixel_cap", "decode", "load_rgb", "to_rgb"]
+__all__ = [
+    "DRAFT_MARGIN",
+    "LARGE_PIXELS",
+    "PIXEL_CAP",
+    "REDUCED_SIDE",
+    "apply_pixel_cap",
+    "decode",
+    "load_rgb",
+    "to_rgb",
+]
+
+logger = logging.getLogger(__name__)
 
 # Pillow's default MAX_IMAGE_PIXELS: it warns above this and refuses twice this.
 _PILLOW_DEFAULT_MAX = 1024 * 1024 * 1024 // 4 // 3  # 89,478,485
 
-#: Most pixels (width x height) an image may have: 178,956,970, about 179 megapixels,
-#: which is where Pillow refuses by default (twice its MAX_IMAGE_PIXELS). Being the same
-#: number, the profilers' header scan (which asks Pillow) and this decoder refuse the same
-#: files whichever runs first. Such an image takes 537 MB as RGB and 716 MB as RGBA.
-PIXEL_CAP = 2 * _PILLOW_DEFAULT_MAX
+#: Most pixels (width x height) an image may have: 250,000,000 (250 megapixels), so that
+#: a 15,000 x 15,000 scan (225 megapixels) is accepted. Pillow is told the same number
+#: (:func:`apply_pixel_cap`): it warns above ``MAX_IMAGE_PIXELS`` and refuses above twice
+#: it, so no accepted image makes it warn. The profilers' header scan refuses the same
+#: files. Decoded, such an image takes 750 MB as RGB and 1 GB as RGBA.
+PIXEL_CAP = 250_000_000
+
+#: A file over this many pixels that is not a JPEG (16 megapixels) is decoded once at full
+#: size, reduced, and the reduced copy cached (see the module's docstring).
+LARGE_PIXELS = 16_000_000
+
+#: The reduced copy of a large image keeps both sides at least this (when they were).
+REDUCED_SIDE = 1024
 
 #: A JPEG is drafted to at least ``DRAFT_MARGIN * size`` a side, then resized to ``size``.
 DRAFT_MARGIN = 4
 
 _WHITE = (255, 255, 255)
 _ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
-_cap_applied = False
+
+_BAND_PIXELS = 4_000_000  # a large image is converted and reduced this many pixels at once
+_MEMORY_BYTES = 128 * 2**20  # reduced copies kept in this process (RGB bytes)
+_CACHE_VERSION = "1"  # part of every cache key: a new version ignores the old copies
+_memory: OrderedDict[str, Image.Image] = OrderedDict()
+_memory_lock = threading.Lock()
+_large_decode = threading.Lock()  # one full-size decode of a large image at a time
 
 
 def apply_pixel_cap() -> None:
-    """Make Pillow refuse what :func:`decode` refuses: the images over :data:`PIXEL_CAP`.
+    """Make Pillow accept what :func:`decode` accepts, and warn about none of it.
 
-    Runs once, at the first decode, never at import. It sets
-    ``PIL.Image.MAX_IMAGE_PIXELS`` to ``PIXEL_CAP // 2`` (Pillow refuses above twice that)
-    only while it still holds Pillow's default, so a cap a caller chose (``None``
-    included) is kept; with the shipped :data:`PIXEL_CAP` the two are equal.
+    Called by every decode and header scan, never at import: while
+    ``PIL.Image.MAX_IMAGE_PIXELS`` holds Pillow's default it becomes :data:`PIXEL_CAP`
+    (Pillow warns above it and refuses above twice it; :func:`decode` refuses above it).
+    A cap a caller chose (``None`` included) is kept.
     """
-    global _cap_applied
-    if _cap_applied:
-        return
     from PIL import Image
 
     if Image.MAX_IMAGE_PIXELS == _PILLOW_DEFAULT_MAX:
-        Image.MAX_IMAGE_PIXELS = PIXEL_CAP // 2
-    _cap_applied = True
+        Image.MAX_IMAGE_PIXELS = PIXEL_CAP
 
 
 _quiet_lock = threading.Lock()
@@ -129,7 +174,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if mode == "RGB" and image.info.get("transparency") is None:
         return image
     with _quiet():
-        if mode in ("I", "F") or mode.startswith("I;"):
+        if _is_wide(mode):
             return _stretched(image).convert("RGB")
         if mode in _ALPHA_MODES or image.info.get("transparency") is not None:
             if mode == "La":  # Pillow converts premultiplied La to LA only
@@ -139,6 +184,11 @@ def to_rgb(image: Image.Image) -> Image.Image:
             out.paste(rgba, mask=rgba)  # blends by alpha: no RGBA background or composite
             return out
         return image.convert("RGB")
+
+
+def _is_wide(mode: str) -> bool:
+    """Whether ``mode`` holds 16/32-bit integers or floats (scaled by their maximum)."""
+    return mode in ("I", "F") or mode.startswith("I;")
 
 
 def _stretched(image: Image.Image) -> Image.Image:
@@ -171,9 +221,14 @@ def _describe(source: object) -> str:
 def _unreadable(name: str, exc: Exception) -> DatasetError:
     from PIL import Image
 
-    if isinstance(exc, Image.DecompressionBombError):  # a caller lowered Pillow's cap
+    if isinstance(exc, Image.DecompressionBombError):
         cap = 2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6
-        return DatasetError(
+        if cap * 1e6 >= PIXEL_CAP:  # over twice mlsel's cap: Pillow refused before asking
+            return DatasetError(
+                f"Image {name} is over mlsel's cap of {PIXEL_CAP / 1e6:.3g} megapixels "
+                "(mlsel.kernel.images.PIXEL_CAP). Downscale it or remove it."
+            )
+        return DatasetError(  # a caller lowered Pillow's cap
             f"Image {name} is over Pillow's cap of {cap:.3g} megapixels (twice "
             "PIL.Image.MAX_IMAGE_PIXELS). Downscale it or remove it."
         )
@@ -196,21 +251,28 @@ def _check_cap(image: Image.Image, name: str) -> None:
         )
 
 
-def _load(source: ImageSource, name: str | None, draft: int | None) -> tuple[Image.Image, bool]:
-    """``(image with its pixels loaded, whether this module opened it)``; call quietly."""
+def _load_pixels(image: Image.Image, name: str) -> None:
+    """Decode the pixels of ``image`` (opened by Pillow), a failure as a DatasetError."""
+    try:
+        image.load()
+    except MemoryError:
+        raise
+    except Exception as exc:  # a damaged file makes Pillow raise nearly anything
+        raise _unreadable(name, exc) from exc
+
+
+def _open(source: ImageSource, name: str, draft: int | None) -> tuple[Image.Image, bool]:
+    """``(image, whether this module opened it)``, its cap checked, a JPEG drafted.
+
+    A file's or bytes' pixels are not decoded yet (:func:`_load_pixels`); the caller's
+    PIL image and an array are used as they are. Call quietly.
+    """
     import numpy as np
     from PIL import Image
 
-    apply_pixel_cap()
-    label = name or _describe(source)
     if isinstance(source, Image.Image):  # the caller's: never drafted nor closed here
-        try:
-            _check_cap(source, label)
-            source.load()
-        except (DatasetError, MemoryError):
-            raise
-        except Exception as exc:  # a damaged file makes Pillow raise nearly anything
-            raise _unreadable(label, exc) from exc
+        _check_cap(source, name)
+        _load_pixels(source, name)
         return source, False
     if isinstance(source, str | os.PathLike | bytes | bytearray | memoryview):
         opened = (
@@ -221,55 +283,213 @@ def _load(source: ImageSource, name: str | None, draft: int | None) -> tuple[Ima
         except MemoryError:
             raise
         except ImportError as exc:
-            raise _unreadable(label, exc) from None
+            raise _unreadable(name, exc) from None
         except Exception as exc:
-            raise _unreadable(label, exc) from exc
+            raise _unreadable(name, exc) from exc
         try:
-            _check_cap(image, label)
+            _check_cap(image, name)
             if draft is not None and image.format == "JPEG":
                 image.draft("RGB", (draft, draft))
-            image.load()
         except (DatasetError, MemoryError):
             image.close()
             raise
         except Exception as exc:
             image.close()
-            raise _unreadable(label, exc) from exc
+            raise _unreadable(name, exc) from exc
         return image, True
     array = np.asarray(source)
     try:
         made = Image.fromarray(array)
     except (TypeError, ValueError) as exc:
         raise DatasetError(
-            f"Cannot decode image {label}: an array of shape {array.shape} and dtype "
+            f"Cannot decode image {name}: an array of shape {array.shape} and dtype "
             f"{array.dtype} is not an image. Pass (H, W, 3) uint8 RGB, (H, W) grey or a path."
         ) from exc
-    _check_cap(made, label)
+    _check_cap(made, name)
     return made, True
+
+
+def _is_large(image: Image.Image) -> bool:
+    """Whether an opened file is large and has no draft (see :data:`LARGE_PIXELS`)."""
+    width, height = image.size
+    return image.format != "JPEG" and width * height > LARGE_PIXELS
+
+
+@contextmanager
+def _rgb(
+    source: ImageSource, name: str | None, draft: int | None
+) -> Iterator[tuple[Image.Image, str, bool]]:
+    """``(the image as RGB, the mode it was stored in, whether that RGB image is new)``.
+
+    Valid inside the block: an image this module opened is closed on leaving it. With
+    ``draft``, a JPEG is drafted and a large image of another format comes reduced
+    (:func:`_reduced`); either way both sides stay at least ``draft``. Call quietly.
+    """
+    apply_pixel_cap()
+    label = name or _describe(source)
+    image, owned = _open(source, label, draft)
+    try:
+        mode = image.mode
+        if owned and draft is not None and _is_large(image):
+            yield _reduced(image, source, label, draft), mode, True
+            return
+        if owned:
+            _load_pixels(image, label)
+        rgb = to_rgb(image)
+        if owned and rgb is not image:
+            image.close()  # free a large RGBA/P/CMYK source before resizing
+        yield rgb, mode, rgb is not image
+    finally:
+        if owned:
+            image.close()
+
+
+def _reduced(image: Image.Image, source: ImageSource, name: str, draft: int) -> Image.Image:
+    """A new RGB copy of the large, opened ``image``, reduced while its sides stay at least
+    ``max(draft, REDUCED_SIDE)``; from the cache when a big enough copy is there.
+
+    Only a file (``source`` a path) is cached, and only when it could be reduced.
+    """
+    key = _cache_key(source)
+    cached = _cached(key, draft, name)
+    if cached is not None:
+        return cached
+    with _large_decode:  # one full-size bitmap per process, whatever the threads
+        cached = _cached(key, draft, name)  # another thread may have just made it
+        if cached is not None:
+            return cached
+        factor = max(1, min(image.size) // max(draft, REDUCED_SIDE))
+        _load_pixels(image, name)
+        small = _reduce_to_rgb(image, factor)
+        image.close()  # free the full bitmap now
+    if key is not None and factor > 1:
+        _remember(key, small)
+        _write_disk(key, small, name)
+        small = small.copy()  # the cached one stays the cache's
+    return small
+
+
+def _reduce_to_rgb(image: Image.Image, factor: int) -> Image.Image:
+    """``image`` (pixels loaded) as RGB reduced ``factor`` times, a band of rows at a time.
+
+    Converting per band gives the same pixels as converting the whole image (the bands
+    are whole multiples of ``factor`` rows), while memory holds one band at full size
+    beside the bitmap. 16/32-bit images are scaled by their maximum, so whole.
+    """
+    from PIL import Image
+
+    if _is_wide(image.mode):
+        return to_rgb(image).reduce(factor)
+    width, height = image.size
+    rows = factor * max(1, _BAND_PIXELS // (width * factor))
+    out = Image.new("RGB", (-(-width // factor), -(-height // factor)))
+    for top in range(0, height, rows):
+        band = image.crop((0, top, width, min(height, top + rows)))
+        out.paste(to_rgb(band).reduce(factor), (0, top // factor))
+    return out
+
+
+def _cache_key(source: ImageSource) -> str | None:
+    """The cache key of a file's current content (real path, size, mtime); ``None`` for
+    bytes, PIL images and arrays, and for a file that cannot be stat'ed."""
+    if not isinstance(source, str | os.PathLike):
+        return None
+    try:
+        path = os.path.realpath(source)
+        stat = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    identity = f"{_CACHE_VERSION}\0{path}\0{stat.st_size}\0{stat.st_mtime_ns}"
+    return hashlib.blake2b(identity.encode("utf-8", "surrogateescape"), digest_size=16).hexdigest()
+
+
+def _cached(key: str | None, draft: int, name: str) -> Image.Image | None:
+    """A new copy of the reduced image under ``key`` when both its sides are at least
+    ``draft``: from this process, else from disk (then kept in this process too)."""
+    if key is None:
+        return None
+    with _memory_lock:
+        kept = _memory.get(key)
+        if kept is not None:
+            _memory.move_to_end(key)
+    if kept is None:
+        kept = _read_disk(key, name)
+        if kept is None:
+            return None
+        _remember(key, kept)
+    return kept.copy() if min(kept.size) >= draft else None
+
+
+def _remember(key: str, image: Image.Image) -> None:
+    """Keep ``image`` in this process's LRU of reduced copies (:data:`_MEMORY_BYTES`)."""
+    with _memory_lock:
+        _memory[key] = image
+        _memory.move_to_end(key)
+        while len(_memory) > 1 and _memory_bytes() > _MEMORY_BYTES:
+            _memory.popitem(last=False)
+
+
+def _memory_bytes() -> int:
+    """Bytes of RGB pixels in this process's reduced copies; call holding the lock."""
+    return sum(3 * image.width * image.height for image in _memory.values())
+
+
+def _disk_path(key: str) -> str:
+    return os.path.join(machine_cache_dir(), "decoded", f"{key}.png")
+
+
+def _read_disk(key: str, name: str) -> Image.Image | None:
+    """The reduced copy stored on disk under ``key``, or ``None`` (absent or unreadable)."""
+    from PIL import Image
+
+    try:
+        with Image.open(_disk_path(key)) as stored:
+            stored.load()
+            return stored.convert("RGB") if stored.mode != "RGB" else stored.copy()
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # unreadable cache: decode the file instead
+        logger.debug("reduced copy of %s not read from the cache: %s", name, exc)
+        return None
+
+
+def _write_disk(key: str, image: Image.Image, name: str) -> None:
+    """Store ``image`` under ``key`` atomically (temporary file, then ``os.replace``);
+    a cache that cannot be written is skipped."""
+    try:
+        final = _disk_path(key)
+        folder = os.path.dirname(final)
+        os.makedirs(folder, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{key}-", suffix=".tmp")
+        try:
+            with os.fdopen(handle, "wb") as out:
+                image.save(out, format="PNG", compress_level=1)
+            os.replace(temporary, final)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+    except Exception as exc:  # read-only or full disk, no home: decoding still works
+        logger.debug("reduced copy of %s not cached on disk: %s", name, exc)
 
 
 def load_rgb(
     source: ImageSource, *, draft: int | None = None, name: str | None = None
 ) -> tuple[Image.Image, str]:
-    """``(the image as a new RGB image, the mode it was stored in)``, at full size.
+    """``(the image as a new RGB image, the mode it was stored in)``.
 
     Args:
         source: a path, encoded bytes, a PIL image or an array.
-        draft: for a JPEG file, decode reduced while both sides stay at least this.
+        draft: decode reduced while both sides stay at least this: a JPEG file through
+            Pillow's ``draft``, a large file of another format from its reduced copy
+            (see the module's docstring). ``None``: at full size.
         name: what error messages call the image (default: its path).
 
     Raises:
         DatasetError: the image cannot be read or is over :data:`PIXEL_CAP`.
     """
-    with _quiet():
-        image, owned = _load(source, name, draft)
-        try:
-            mode = image.mode
-            rgb = to_rgb(image)
-            return (rgb.copy() if rgb is image else rgb), mode
-        finally:
-            if owned:
-                image.close()
+    with _quiet(), _rgb(source, name, draft) as (rgb, mode, new):
+        return (rgb if new else rgb.copy()), mode
 
 
 def decode(
@@ -282,6 +502,7 @@ def decode(
             ``(H, W)`` grey, ``(H, W, 4)`` RGBA). A PIL image is used as it is: a JPEG
             passed so is not drafted, and may differ slightly from its file's decode.
         size: resize to ``size x size`` (bilinear, aspect not kept); ``None``: full size.
+            A large file (not a JPEG) is reduced first, from its cached copy when there.
         name: what error messages call the image (default: its path).
 
     Raises:
@@ -299,15 +520,7 @@ def decode(
         if size < 1:
             raise invalid_parameter("size", "decode", "a positive int or None", given)
     draft = None if size is None else DRAFT_MARGIN * size
-    with _quiet():
-        image, owned = _load(source, name, draft)
-        try:
-            rgb = to_rgb(image)
-            if owned and rgb is not image:
-                image.close()  # free a large RGBA/P/CMYK source before resizing
-            if size is not None and rgb.size != (size, size):
-                rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
-            return np.asarray(rgb, dtype=np.uint8)
-        finally:
-            if owned:
-                image.close()
+    with _quiet(), _rgb(source, name, draft) as (rgb, _, _):
+        if size is not None and rgb.size != (size, size):
+            rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
+        return np.asarray(rgb, dtype=np.uint8)

@@ -1,4 +1,4 @@
-"""Checks on a read dataset: class counts, corrupt files, duplicates and leakage."""
+"""Checks on a read dataset: class counts, corrupt files, duplicates, leakage, large images."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 
 from mlsel.kernel.errors import DatasetError
+from mlsel.kernel.images import LARGE_PIXELS
 
 __all__ = [
     "check_classes",
     "check_duplicates",
+    "check_large_images",
     "check_split_classes",
     "name_some",
     "name_with_reasons",
@@ -125,3 +127,23 @@ def check_duplicates(
             f"{name_some(conflicts, 3)}."
         )
     return warnings, duplicates, leaked
+
+
+def check_large_images(headers: Sequence[tuple[int, int, str]]) -> list[str]:
+    """One warning, for the whole dataset, about its large images that are not JPEGs.
+
+    Such an image (over :data:`~mlsel.kernel.images.LARGE_PIXELS`) has no reduced decode
+    like a JPEG's draft: the decoder reads it whole once, then keeps a reduced copy.
+
+    Args:
+        headers: ``(width, height, format)`` of every readable image.
+    """
+    large = [(w, h) for w, h, fmt in headers if fmt != "JPEG" and w * h > LARGE_PIXELS]
+    if not large:
+        return []
+    width, height = max(large, key=lambda size: size[0] * size[1])
+    return [
+        f"{len(large)} image(s) are larger than {LARGE_PIXELS / 1e6:.3g} MP (largest "
+        f"{width}x{height}): they are decoded once and reduced; decoding them is slow the "
+        "first time."
+    ]

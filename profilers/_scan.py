@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import warnings
 from dataclasses import dataclass
 
-__all__ = ["FileInfo", "image_error", "pixel_cap_reason", "scan_file"]
+from mlsel.kernel import images
+
+__all__ = ["FileInfo", "image_error", "over_cap_reason", "pixel_cap_reason", "scan_file"]
+
+_CHUNK = 1 << 20  # bytes hashed at a time: a 700 MB scan never sits in memory whole
 
 
 @dataclass(frozen=True)
@@ -24,20 +27,37 @@ class FileInfo:
 
 
 def pixel_cap_reason() -> str:
-    """Why an image over Pillow's pixel cap is skipped, naming the cap in megapixels.
+    """Why an image Pillow refuses as too large is skipped, naming the cap in megapixels.
 
     Pillow refuses (``DecompressionBombError``) an image of more than twice
-    ``PIL.Image.MAX_IMAGE_PIXELS``; the cap is read now, so a raised cap is named.
+    ``PIL.Image.MAX_IMAGE_PIXELS``; the cap is read now, so a caller's cap is named. With
+    mlsel's (:func:`~mlsel.kernel.images.apply_pixel_cap`) that image is over
+    :data:`~mlsel.kernel.images.PIXEL_CAP` too, which is named instead.
     """
     from PIL import Image
 
     cap = Image.MAX_IMAGE_PIXELS
     if cap is None:  # no cap: Pillow refuses nothing
         return "too large for Pillow"
+    if 2 * cap >= images.PIXEL_CAP:
+        return f"too large: over {_mlsel_cap()}; downscale it"
     return (
         f"too large: over Pillow's cap of {2 * cap / 1e6:.3g} megapixels "
         "(twice PIL.Image.MAX_IMAGE_PIXELS); downscale it"
     )
+
+
+def over_cap_reason(width: int, height: int) -> str:
+    """Why an image over mlsel's :data:`~mlsel.kernel.images.PIXEL_CAP` is skipped."""
+    pixels = width * height / 1e6
+    return (
+        f"too large: {width}x{height} is {pixels:.3g} megapixels, over {_mlsel_cap()}; downscale it"
+    )
+
+
+def _mlsel_cap() -> str:
+    """``"mlsel's cap of 250 megapixels (mlsel.kernel.images.PIXEL_CAP)"``."""
+    return f"mlsel's cap of {images.PIXEL_CAP / 1e6:.3g} megapixels (mlsel.kernel.images.PIXEL_CAP)"
 
 
 def image_error(exc: BaseException) -> str:
@@ -60,26 +80,41 @@ def scan_file(path: str) -> FileInfo:
 
     Only the header is parsed here; a file whose pixel data is damaged past the header
     is found by :func:`~mlsel.profilers.verify_images` (or the profiler's pixel pass),
-    which decode. An image over Pillow's pixel cap is unreadable like a corrupt one.
+    which decode. An image over the pixel cap (mlsel's
+    :data:`~mlsel.kernel.images.PIXEL_CAP`, 250 megapixels, which
+    :func:`~mlsel.kernel.images.apply_pixel_cap` makes Pillow's too) is unreadable like a
+    corrupt one. The bytes are hashed a chunk at a time, never held whole.
     """
     from PIL import Image
 
+    images.apply_pixel_cap()
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
+        nbytes, digest = _digest(path)
     except OSError as exc:
         return FileInfo(error=f"cannot read: {exc.strerror or exc}")
-    digest = hashlib.blake2b(data, digest_size=16).hexdigest()
-    if not data:
+    if not nbytes:
         return FileInfo(nbytes=0, digest=digest, error="empty file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # DecompressionBombWarning and friends
-            with Image.open(io.BytesIO(data)) as image:
+            with Image.open(path) as image:
                 width, height = image.size
                 fmt, mode = image.format or "", image.mode
     except Exception as exc:  # a damaged file makes Pillow raise nearly anything
-        return FileInfo(nbytes=len(data), digest=digest, error=image_error(exc))
+        return FileInfo(nbytes=nbytes, digest=digest, error=image_error(exc))
     if width <= 0 or height <= 0:
-        return FileInfo(nbytes=len(data), digest=digest, error="image has no pixels")
-    return FileInfo(len(data), digest, width, height, fmt.upper(), mode)
+        return FileInfo(nbytes=nbytes, digest=digest, error="image has no pixels")
+    if width * height > images.PIXEL_CAP:
+        return FileInfo(nbytes=nbytes, digest=digest, error=over_cap_reason(width, height))
+    return FileInfo(nbytes, digest, width, height, fmt.upper(), mode)
+
+
+def _digest(path: str) -> tuple[int, str]:
+    """``(byte size, 16-byte BLAKE2b hex digest)`` of a file, read a chunk at a time."""
+    digest = hashlib.blake2b(digest_size=16)
+    nbytes = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+            nbytes += len(chunk)
+    return nbytes, digest.hexdigest()

@@ -18,9 +18,11 @@ from pathlib import Path
 
 from mlsel.kernel.dataset import Box, Dataset, DatasetItem
 from mlsel.kernel.errors import DatasetError, invalid_parameter
+from mlsel.kernel.images import apply_pixel_cap
 from mlsel.profilers._checks import (
     check_classes,
     check_duplicates,
+    check_large_images,
     check_split_classes,
     name_with_reasons,
 )
@@ -164,6 +166,7 @@ def read_dataset(
         warnings += check_split_classes(labels, splits)
     dup_warnings, _, _ = check_duplicates(list(zip(rels, splits, labels, digests, strict=True)))
     warnings += dup_warnings
+    warnings += check_large_images([(i.width, i.height, i.format) for _, i in readable])
     fingerprint = fingerprint_items(
         raw.task,
         (
@@ -207,7 +210,12 @@ def read_dataset(
 def _scan(
     raw: RawDataset, root: Path, progress: Progress | None
 ) -> tuple[list[tuple[RawItem, FileInfo]], list[str], list[str]]:
-    """Open every file once: ``(readable items with their header, skipped, warnings)``."""
+    """Open every file once: ``(readable items with their header, skipped, warnings)``.
+
+    Pillow's cap is raised to mlsel's here too, not only in the scanning workers, so that
+    whatever opens these images later in this process (Ultralytics) accepts them quietly.
+    """
+    apply_pixel_cap()
     warnings = list(raw.warnings)
     infos: list[FileInfo] = parallel_map(
         scan_file, [item.path for item in raw.items], stage="scan", progress=progress

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import subprocess
 import sys
 import threading
 import warnings
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -119,8 +122,7 @@ def test_decoding_warns_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     path = _cut_out(tmp_path, "P")
     big = tmp_path / "big.png"
     Image.new("RGB", (30, 20)).save(big)  # 600 pixels: over Pillow's warning threshold
-    monkeypatch.setattr(images, "_cap_applied", True)
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 400)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 400)  # a caller's cap: kept
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with Image.open(path) as image:
@@ -165,7 +167,7 @@ def test_an_image_over_the_pixel_cap_is_refused_naming_file_and_cap(
 ) -> None:
     path = tmp_path / "huge.png"
     Image.new("RGB", (50, 40)).save(path)  # 2,000 pixels
-    monkeypatch.setattr(images, "_cap_applied", True)  # leave Pillow's own cap alone
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)  # Pillow refuses nothing: mlsel does
     monkeypatch.setattr(images, "PIXEL_CAP", 1500)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -188,22 +190,30 @@ def test_pillow_refusing_first_is_reported_with_pillows_cap(
         decode(path)
 
 
-def test_the_pixel_cap_follows_pillows_refusal_and_is_applied_once(
+def test_the_pixel_cap_admits_a_15000_pixel_square_and_pillow_is_told(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    assert images.PIXEL_CAP == 178_956_970  # Pillow's default refusal: scan and decode agree
-    monkeypatch.setattr(images, "_cap_applied", False)
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1234)  # a caller's choice
+    assert images.PIXEL_CAP == 250_000_000 >= 15_000 * 15_000
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1234)  # a caller's choice is kept
     images.apply_pixel_cap()
     assert Image.MAX_IMAGE_PIXELS == 1234
-    monkeypatch.setattr(images, "_cap_applied", False)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1024**3 // 4 // 3)  # Pillow's default
-    monkeypatch.setattr(images, "PIXEL_CAP", 300_000_000)
     images.apply_pixel_cap()
-    assert Image.MAX_IMAGE_PIXELS == 150_000_000
+    assert Image.MAX_IMAGE_PIXELS == images.PIXEL_CAP  # warns above it: over the cap only
     monkeypatch.setattr(images, "PIXEL_CAP", 10)
-    images.apply_pixel_cap()  # once only
-    assert Image.MAX_IMAGE_PIXELS == 150_000_000
+    images.apply_pixel_cap()  # no longer Pillow's default: left alone
+    assert Image.MAX_IMAGE_PIXELS == 250_000_000
+
+
+def test_an_image_pillow_refuses_under_mlsels_cap_names_mlsels_cap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "huge.png"
+    Image.new("RGB", (50, 40)).save(path)  # 2,000 pixels
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 900)  # Pillow refuses above 1,800
+    monkeypatch.setattr(images, "PIXEL_CAP", 900)  # as apply_pixel_cap leaves them
+    with pytest.raises(DatasetError, match=r"huge\.png is over mlsel's cap of 0\.0009 meg"):
+        decode(path, 8)
 
 
 def test_a_corrupt_file_raises_a_dataset_error_naming_it(tmp_path: Path) -> None:
@@ -265,3 +275,143 @@ def test_importing_the_module_imports_neither_pil_nor_numpy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# --- large images: reduced once, the reduced copy cached (sizes scaled down for speed) ---
+
+
+@pytest.fixture
+def large(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Large images made small: over 10,000 pixels is large and reduced copies keep 32 px a
+    side; a private machine cache and an empty in-process cache. Returns the cache folder."""
+    monkeypatch.setattr(images, "LARGE_PIXELS", 10_000)
+    monkeypatch.setattr(images, "REDUCED_SIDE", 32)
+    monkeypatch.setenv("MLSEL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(images, "_memory", OrderedDict())
+    return tmp_path / "cache" / "decoded"
+
+
+def _full_decodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The reduction factor of every full-size decode of a large image, as they happen."""
+    factors: list[int] = []
+    real = images._reduce_to_rgb
+
+    def counted(image: Image.Image, factor: int) -> Image.Image:
+        factors.append(factor)
+        return real(image, factor)
+
+    monkeypatch.setattr(images, "_reduce_to_rgb", counted)
+    return factors
+
+
+def test_a_large_png_is_reduced_then_resized_close_to_a_full_decode(
+    tmp_path: Path, large: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "photo.png"
+    Image.fromarray(_photo(320)).save(path)  # 102,400 pixels: large here
+    factors = _full_decodes(monkeypatch)
+    pixels = decode(path, 8)  # both sides kept >= max(4 * 8, 32): reduced by 10 to 32x32
+    assert factors == [10] and pixels.shape == (8, 8, 3)
+    assert np.abs(pixels.astype(int) - _old_decode(path, 8).astype(int)).mean() < 2.0
+    assert [p.suffix for p in large.iterdir()] == [".png"]  # one copy, no temporary left
+    with Image.open(next(large.iterdir())) as stored:
+        assert stored.size == (32, 32) and stored.mode == "RGB"
+    rgb, mode = load_rgb(path, draft=20)
+    assert rgb.size == (32, 32) and mode == "RGB" and factors == [10]
+    assert load_rgb(path)[0].size == (320, 320)  # no draft: full size, never cached
+
+
+def test_the_reduced_copy_is_reused_until_the_file_changes(
+    tmp_path: Path, large: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "photo.png"
+    Image.fromarray(_photo(320)).save(path)
+    factors = _full_decodes(monkeypatch)
+    first = decode(path, 8)
+    rgb, _ = load_rgb(path, draft=16)
+    rgb.paste((0, 0, 0), (0, 0, 32, 32))  # the caller's copy: the cache's is untouched
+    assert np.array_equal(decode(path, 8), first) and decode(path, 4).shape == (4, 4, 3)
+    assert factors == [10]  # from this process's cache
+    images._memory.clear()
+    assert np.array_equal(decode(path, 8), first) and factors == [10]  # from disk
+    assert decode(path, 16).shape == (16, 16, 3)  # 4 * 16 > 32: a larger copy is made
+    assert factors == [10, 5]
+    decode(path, 8)  # the larger copy serves smaller sizes
+    assert factors == [10, 5]
+    Image.fromarray(_photo(320, seed=1)).save(path)  # new content, size and mtime
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    assert not np.array_equal(decode(path, 8), first) and factors == [10, 5, 10]
+
+
+def test_a_cache_that_cannot_be_used_never_fails_a_decode(
+    tmp_path: Path, large: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "photo.png"
+    Image.fromarray(_photo(320)).save(path)
+    expected = decode(path, 8)
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("MLSEL_CACHE_DIR", str(blocked))
+    monkeypatch.setattr(images, "_memory", OrderedDict())
+    factors = _full_decodes(monkeypatch)
+    with caplog.at_level(logging.DEBUG, logger="mlsel.kernel.images"):
+        assert np.array_equal(decode(path, 8), expected)
+    assert factors == [10] and "not cached on disk" in caplog.text
+    assert np.array_equal(decode(path, 8), expected) and factors == [10]  # in memory still
+    monkeypatch.setenv("MLSEL_CACHE_DIR", str(tmp_path / "cache"))  # a damaged copy on disk
+    monkeypatch.setattr(images, "_memory", OrderedDict())
+    stored = next(large.iterdir())
+    stored.write_bytes(b"not a png")
+    assert np.array_equal(decode(path, 8), expected) and factors == [10, 10]
+    with Image.open(stored) as rewritten:  # replaced by a good one
+        assert rewritten.size == (32, 32)
+
+
+def test_large_bytes_and_jpegs_are_not_cached(
+    tmp_path: Path, large: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    png = tmp_path / "photo.png"
+    Image.fromarray(_photo(320)).save(png)
+    jpeg = tmp_path / "photo.jpg"
+    Image.fromarray(_photo(320)).save(jpeg, quality=90)
+    factors = _full_decodes(monkeypatch)
+    data = png.read_bytes()
+    assert np.array_equal(decode(data, 8), decode(data, 8)) and factors == [10, 10]
+    decode(jpeg, 8)  # drafted by the JPEG decoder instead
+    assert factors == [10, 10] and not large.exists()
+
+
+def test_a_large_transparent_png_is_white_behind_and_converted_in_bands(
+    tmp_path: Path, large: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rgba = np.zeros((200, 300, 4), dtype=np.uint8)  # transparent black
+    rgba[80:120, 130:170] = (*RED, 255)
+    path = tmp_path / "cut.png"
+    Image.fromarray(rgba, "RGBA").save(path)
+    monkeypatch.setattr(images, "_BAND_PIXELS", 2_000)  # bands of 6 rows
+    rgb, mode = load_rgb(path, draft=30)  # 200 // 32: reduced by 6, to 50x34
+    assert mode == "RGBA" and rgb.size == (50, 34)
+    pixels = np.asarray(rgb)
+    assert (pixels[:10] == 255).all() and (pixels[:, :15] == 255).all()
+    assert (pixels[15, 23] == RED).all()
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P", "L", "I;16", "CMYK"])
+def test_bands_convert_exactly_as_the_whole_image(
+    monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    rgba = np.random.default_rng(3).integers(0, 256, (37, 29, 4), dtype=np.uint8)
+    rgba[:5, :, 3] = 0  # a transparent strip
+    image = Image.fromarray(rgba, "RGBA")
+    if mode == "P":
+        image = image.convert("RGB").convert("P")
+        image.info["transparency"] = 0
+    elif mode == "I;16":
+        image = Image.fromarray(rgba[..., 0].astype(np.uint16) * 200)
+    elif mode != "RGBA":
+        image = image.convert(mode)
+    monkeypatch.setattr(images, "_BAND_PIXELS", 100)  # bands of 3 rows at factor 3
+    for factor in (1, 3, 4):
+        whole = np.asarray(to_rgb(image).reduce(factor))
+        assert np.array_equal(np.asarray(images._reduce_to_rgb(image, factor)), whole)
