@@ -21,6 +21,7 @@ from mlsel.cli._common import (
     print_json,
     state,
 )
+from mlsel.kernel.catalogue import display_name
 from mlsel.kernel.errors import ConfigError, invalid_parameter
 
 if TYPE_CHECKING:
@@ -92,17 +93,23 @@ def _leaderboard(report: SearchReport, top: int) -> Table:
     table.add_column("trial", no_wrap=True)
     table.add_column("status", no_wrap=True)
     table.add_column("score", justify="right", no_wrap=True)
-    table.add_column("model / run", no_wrap=True, overflow="ellipsis", max_width=18)
+    table.add_column("model / run", overflow="fold", max_width=18)
     table.add_column("training", min_width=16)
     table.add_column("time", justify="right", no_wrap=True)
     for row in report.rows[:top]:
         c = row.config
-        training = (
-            f"{c.get('pretrained') or 'scratch'} {c.get('finetune', '')}, "
-            f"lr {c['lr']:.0e}, batch {c['batch_size']}, {c['epochs']} ep, "
-            f"{c['image_size']} px"
-        )
-        model = Text(c["arch"])
+        if c.get("finetune") == "linear":
+            training = (
+                f"{c.get('pretrained')} linear probe, wd {c['weight_decay']:.0e}, "
+                f"aug {c['augment']}, {c['image_size']} px"
+            )
+        else:
+            training = (
+                f"{c.get('pretrained') or 'scratch'} {c.get('finetune', '')}, "
+                f"lr {c['lr']:.0e}, batch {c['batch_size']}, {c['epochs']} ep, "
+                f"{c['image_size']} px"
+            )
+        model = Text(display_name(c["arch"]))
         model.append(f"\n{(row.run_id or '-')[:8]}", style="dim")
         table.add_row(
             f"{row.trial}{' warm' if row.warm else ''}",
@@ -134,15 +141,15 @@ def _print_event(progress: SearchProgress, event: SearchEvent | None) -> None:
     from mlsel.metalearn.search import TrialEnded, TrialSkipped, WorkerLog
 
     if isinstance(event, TrialEnded):
-        line = Text(f"[{event.worker}] trial {event.trial} {event.config.arch}: ")
+        line = Text(f"[{event.worker}] trial {event.trial} {display_name(event.config.arch)}: ")
         line.append_text(_status(event.status))
         line.append(f" score {_fmt(event.score)}  (best {_fmt(progress.best_score)})")
         console.print(line, highlight=False)
     elif isinstance(event, TrialSkipped):
         console.print(
             Text(
-                f"[{event.worker}] trial {event.trial} {event.arch} skipped: predicted "
-                f"{event.predicted_seconds:.0f} s > {event.left:.0f} s left"
+                f"[{event.worker}] trial {event.trial} {display_name(event.arch)} skipped: "
+                f"predicted {event.predicted_seconds:.0f} s > {event.left:.0f} s left"
             ),
             highlight=False,
         )
@@ -326,7 +333,7 @@ def _summary(report: SearchReport, top: int) -> None:
     if report.best is not None:
         where = f", copied to {report.output}" if report.output else ""
         lines.append(
-            f"best: trial {report.best.trial} {report.best.arch} "
+            f"best: trial {report.best.trial} {display_name(report.best.arch)} "
             f"score {_fmt(report.best.score)} (run {report.best.run_id}){where}"
         )
     if report.refit:

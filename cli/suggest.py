@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from mlsel.cli._common import console, open_store, parse_duration, print_json, state
+from mlsel.kernel.catalogue import display_name
 from mlsel.kernel.errors import ConfigError, invalid_parameter
 
 __all__ = ["register", "suggest_command"]
@@ -140,7 +141,7 @@ def _table(report: Any) -> Any:
     table = Table()
     score = "score" if report.scorer == "ranker" else "rule score"
     table.add_column("#", justify="right")
-    table.add_column("model", no_wrap=True)
+    table.add_column("model", overflow="fold")
     table.add_column("training", ratio=2)
     table.add_column(score, justify="right")
     table.add_column("time", justify="right", no_wrap=True)
@@ -148,11 +149,18 @@ def _table(report: Any) -> Any:
     for s in report.suggestions:
         c = s.config
         weights = c.pretrained or "scratch"
-        training = (
-            f"{weights}, {c.finetune}, lr {c.lr:g}, {c.optimizer}, aug {c.augment}, "
-            f"{c.epochs} ep, {c.image_size} px"
-        )
-        model = c.arch if c.backend == "torchvision" else f"{c.arch} ({c.backend})"
+        if c.finetune == "linear":
+            training = (
+                f"{weights}, linear probe, wd {c.weight_decay:g}, aug {c.augment}, "
+                f"{c.image_size} px"
+            )
+        else:
+            training = (
+                f"{weights}, {c.finetune}, lr {c.lr:g}, {c.optimizer}, aug {c.augment}, "
+                f"{c.epochs} ep, {c.image_size} px"
+            )
+        name = display_name(c.arch)
+        model = name if c.backend == "torchvision" else f"{name} ({c.backend})"
         table.add_row(
             str(s.rank),
             escape(model),

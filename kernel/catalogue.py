@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,7 +29,9 @@ __all__ = [
     "ARCHITECTURES",
     "AUGMENT_PRESETS",
     "BACKENDS",
+    "CONCAT",
     "FINETUNE_MODES",
+    "FROZEN_MODES",
     "END_STATUSES",
     "FINISHED_STATUSES",
     "OPTIMIZERS",
@@ -44,6 +46,9 @@ __all__ = [
     "ShippedWeights",
     "architecture",
     "architectures",
+    "concat",
+    "display_name",
+    "parts",
     "torch_hub_dir",
     "weights_available",
 ]
@@ -52,7 +57,14 @@ TASKS: tuple[str, ...] = ("classify", "detect")
 # "external": runs imported from other tools, which mlsel records but cannot train.
 BACKENDS: tuple[str, ...] = ("torchvision", "ultralytics", "timm", "external")
 TRAINABLE_BACKENDS: tuple[str, ...] = ("torchvision", "ultralytics", "timm")
-FINETUNE_MODES: tuple[str, ...] = ("head", "partial", "full")
+# "linear": a linear probe, logistic regression on the frozen backbone's embeddings;
+# "head": a linear head trained by gradient descent on them (with augmented views);
+# "partial" / "full": the last blocks / the whole network trained too.
+FINETUNE_MODES: tuple[str, ...] = ("linear", "head", "partial", "full")
+# Modes whose backbone never changes: they train on cached embeddings.
+FROZEN_MODES: tuple[str, ...] = ("linear", "head")
+# Joins the parts of a concatenated-embeddings arch: "efficientnet_lite0+mobilenet_v2".
+CONCAT = "+"
 AUGMENT_PRESETS: tuple[str, ...] = ("none", "light", "strong")
 OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd")
 SCHEDULES: tuple[str, ...] = ("none", "cosine", "step")
@@ -230,9 +242,39 @@ ARCHITECTURES: Mapping[str, Architecture] = {
 }
 
 
+def parts(arch: str) -> tuple[str, ...]:
+    """The backbones of an arch: ``("a", "b")`` for the concatenation ``"a+b"``, else
+    ``(arch,)``."""
+    return tuple(arch.split(CONCAT)) if CONCAT in arch else (arch,)
+
+
+def concat(names: tuple[str, ...] | list[str]) -> str:
+    """The arch whose embedding is the concatenation of ``names``' (in the given order)."""
+    if len(names) < 2 or any(CONCAT in n or not n for n in names):
+        raise ValueError(f"concatenate two or more plain architectures, not {names!r}")
+    return CONCAT.join(names)
+
+
+def display_name(arch: str) -> str:
+    """A short name for tables: a concatenation's parts without the ``efficientnet_``
+    prefix (``mobilenet_v2+lite0+lite1``); a plain arch as it is."""
+    if CONCAT not in arch:
+        return arch
+    return CONCAT.join(part.removeprefix("efficientnet_") for part in parts(arch))
+
+
 def architecture(name: str) -> Architecture | None:
-    """The catalogue entry of ``name``, or ``None`` (timm models are not catalogued)."""
-    return ARCHITECTURES.get(name)
+    """The catalogue entry of ``name``, or ``None`` (timm models are not catalogued).
+
+    A concatenation of shipped backbones (``"efficientnet_lite0+mobilenet_v2"``) is an
+    entry too: trainable only with a frozen backbone (``FROZEN_MODES``), never from scratch.
+    """
+    if CONCAT not in name:
+        return ARCHITECTURES.get(name)
+    members = [ARCHITECTURES.get(part) for part in parts(name)]
+    if any(m is None or m.task != "classify" or m.backend != "torchvision" for m in members):
+        return None
+    return Architecture(name, "torchvision", "classify", pretrainable=True, scratch_ok=False)
 
 
 def architectures(*, backend: str | None = None, task: str | None = None) -> tuple[str, ...]:
@@ -272,6 +314,10 @@ def weights_available(config: Config, home: str | os.PathLike[str] | None = None
         return True
     if config.pretrained != "imagenet":  # a weights file path
         return Path(config.pretrained).expanduser().is_file()
+    if CONCAT in config.arch:
+        return all(
+            weights_available(replace(config, arch=part), home) for part in parts(config.arch)
+        )
     entry = ARCHITECTURES.get(config.arch)
     if entry is not None and not entry.pretrainable:
         return False

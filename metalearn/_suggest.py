@@ -102,6 +102,36 @@ def _diverse(order: Sequence[int], configs: Sequence[Config], top: int) -> list[
     return picked
 
 
+# Meta-features whose range the ranker must have seen to extrapolate, with the words
+# for them: a ranker that learnt on grey digits says nothing of colour photos.
+_EXPERIENCE = (("grayscale", "share of grey images"), ("image_side", "median image side"))
+
+
+def _outside_experience(profile: DatasetProfile, frame: Any) -> str | None:
+    """Why the ranker's runs do not cover ``profile`` (a meta-feature beyond the range of
+    every dataset it learnt from), or ``None``."""
+    import polars as pl
+
+    from mlsel.metalearn._profile import ALIASES, profile_value
+
+    for meaning, words in _EXPERIENCE:
+        value = profile_value(profile.features, meaning)
+        column = next((f"feat_{n}" for n in ALIASES[meaning] if f"feat_{n}" in frame.columns), None)
+        if value is None or column is None:
+            continue
+        seen = frame.select(pl.col(column).cast(pl.Float64).drop_nans().drop_nulls())
+        if seen.height == 0:
+            continue
+        low, high = float(seen[column].min()), float(seen[column].max())
+        margin = 0.1 * max(abs(high - low), abs(high), 1e-9)
+        if not low - margin <= value <= high + margin:
+            return (
+                f"the ranker has seen no dataset like this one ({words} {value:.3g}; its "
+                f"runs span {low:.3g} to {high:.3g})"
+            )
+    return None
+
+
 def _choose_scorer(store: Any, task: str) -> tuple[Any, str, str]:
     try:
         loaded = load_active(store)
@@ -160,6 +190,9 @@ def suggest(
     space = CandidateSpace()
     configs = space.candidates(profile.task, profile, seen=_seen(frame, profile.task))
     model, scorer, note = _choose_scorer(store, profile.task)
+    unseen = _outside_experience(profile, frame) if model is not None else None
+    if unseen is not None:
+        model, scorer, note = None, "rules", f"rules: {unseen}"
     if model is not None:
         rows = candidate_frame(profile, configs)
         scores = model.predict(rows)

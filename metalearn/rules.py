@@ -21,7 +21,7 @@ from mlsel.kernel.records import Config, DatasetProfile
 from mlsel.metalearn._profile import profile_value
 from mlsel.metalearn.cards import architecture_card
 
-__all__ = ["DEFAULT_RULES", "Rule", "RulesRanker"]
+__all__ = ["DEFAULT_RULES", "Rule", "RulesRanker", "pretrained_image_size"]
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
@@ -45,7 +45,10 @@ CONFIG_TESTS: dict[str, Callable[[Config], bool]] = {
     "scratch": lambda c: c.pretrained is None,
     "small_model": lambda c: c.pretrained is not None and _params(c) <= 12,
     "large_model": lambda c: _params(c) >= 40,
-    "frozen_backbone": lambda c: c.pretrained is not None and c.finetune == "head",
+    "frozen_backbone": lambda c: c.pretrained is not None and c.finetune in ("linear", "head"),
+    "linear_probe": lambda c: c.pretrained is not None and c.finetune == "linear",
+    "pretrained_160_224": lambda c: c.pretrained is not None and 160 <= c.image_size <= 224,
+    "pretrained_32_64": lambda c: c.pretrained is not None and c.image_size <= 64,
     "tuned_backbone": lambda c: c.pretrained is not None and c.finetune in ("partial", "full"),
     "full_finetune": lambda c: c.finetune == "full",
     "strong_augment": lambda c: c.augment == "strong",
@@ -93,6 +96,24 @@ class Rule:
         if not CONFIG_TESTS[self.applies](config):
             return None
         return self.reason.format(value=f"{first:.3g}" if first is not None else "")
+
+
+# Images that look natural (colour photos, drawings, icons) reach a pretrained backbone
+# at 160-224 px; tiny grey images (digits, Fashion-MNIST) at 32-64 px.
+TINY_GREY_SIDE = 48.0
+NATURAL_SIZE, TINY_SIZE = 224, 64
+
+
+def pretrained_image_size(profile: DatasetProfile | Mapping[str, float] | None) -> tuple[int, str]:
+    """The resolution a pretrained backbone is given, and why."""
+    features = profile.features if isinstance(profile, DatasetProfile) else (profile or {})
+    side = profile_value(features, "image_side")
+    grey = profile_value(features, "grayscale")
+    if side is not None and side <= TINY_GREY_SIDE and (grey is None or grey >= 0.5):
+        return TINY_SIZE, f"tiny grey images ({side:.0f} px): {TINY_SIZE} px is enough"
+    what = "colour" if grey is not None and grey < 0.5 else "natural-looking"
+    shown = f" ({side:.0f} px)" if side is not None else ""
+    return NATURAL_SIZE, f"{what} images{shown}: pretrained backbones see them at {NATURAL_SIZE} px"
 
 
 FEW = ("min_per_class", "<", 50.0)
@@ -153,6 +174,31 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         0.5,
         "few images per class ({value}): duplicate up to 50 a class",
         FEW_SHOT_STUDY,
+    ),
+    Rule(
+        "few-shot-linear-probe",
+        (FEW,),
+        "linear_probe",
+        1.0,
+        "few images per class ({value}): a linear probe on frozen ImageNet embeddings, "
+        "computed once and cached",
+        FEW_SHOT_STUDY,
+    ),
+    Rule(
+        "natural-images-resolution",
+        (("image_side", ">", TINY_GREY_SIDE),),
+        "pretrained_160_224",
+        0.5,
+        "natural-looking images ({value} px): pretrained backbones see them at 160-224 px",
+        KORNBLITH,
+    ),
+    Rule(
+        "tiny-grey-resolution",
+        (("image_side", "<=", TINY_GREY_SIDE), ("grayscale", ">=", 0.5)),
+        "pretrained_32_64",
+        0.5,
+        "tiny grey images ({value} px): 32-64 px is enough",
+        RULE_RECOMMENDER,
     ),
     Rule(
         "yolo-no-freeze",

@@ -166,31 +166,42 @@ class CandidateSpace:
     ) -> list[Config]:
         """A finite grid for ``task`` shaped by ``profile``, plus the configs in ``seen``.
 
-        Pretrained variants appear only where the weights are at hand (:func:`available`);
-        ``seen`` (configs logged in the store) are kept as they are if their backend is
-        one this space knows or they were imported.
+        Pretrained variants appear only where the weights are at hand (:func:`available`):
+        linear probes (each backbone, and all shipped ones concatenated), heads on
+        embeddings, and partial and full fine-tuning, at the resolution the rules choose
+        (:func:`~mlsel.metalearn.rules.pretrained_image_size`). ``seen`` (configs logged in
+        the store) are kept as they are if their backend is one this space knows or they
+        were imported.
         """
+        from mlsel.metalearn.rules import pretrained_image_size
+
         models = self.models(task)
         per_class = profile_value(profile, "min_per_class")
         n_images = profile_value(profile, "n_images")
         small = per_class is not None and per_class < 50
         epochs = 30 if (n_images is not None and n_images < 2000) else 15
         min_pc = 50 if small else 0
+        size, _ = pretrained_image_size(profile)
         out: list[Config] = []
+        shipped: list[str] = []
         for model in models:
             backend, _, arch = model.partition("/")
-            size = 640 if task == "detect" else _image_size(arch)
             base = Config(
                 backend=backend,
                 arch=arch,
                 epochs=epochs,
-                image_size=size,
+                image_size=640 if task == "detect" else _image_size(arch),
                 batch_size=16,
                 min_per_class=min_pc,
                 optimizer="adam",
             )
             pretrained = base.with_(pretrained="imagenet")
             if _pretrainable(arch) and available(pretrained):
+                if task == "classify" and backend == "torchvision":
+                    pretrained = pretrained.with_(image_size=min(size, base.image_size))
+                    out.extend(_probes(pretrained))
+                    if arch in catalogue.SHIPPED_WEIGHTS:
+                        shipped.append(arch)
                 for finetune, lr in (("head", 1e-3), ("partial", 3e-4), ("full", 1e-4)):
                     for augment in ("light", "strong"):
                         out.append(pretrained.with_(finetune=finetune, lr=lr, augment=augment))
@@ -205,12 +216,32 @@ class CandidateSpace:
                             schedule="cosine",
                         )
                     )
+        if len(shipped) > 1:
+            joined = Config(backend="torchvision", arch=catalogue.concat(shipped), image_size=size)
+            out.extend(_probes(joined))
         keys = {c.key() for c in out}
         for config in seen:
             if config.key() not in keys:
                 keys.add(config.key())
                 out.append(config)
         return out
+
+
+def _probes(config: Config) -> list[Config]:
+    """Linear probes of one (or a concatenation of) frozen backbone(s): plain and with
+    augmented views, at three strengths of regularisation (``C = 1 / (wd * n)``)."""
+    return [
+        config.with_(
+            finetune="linear",
+            epochs=1,
+            weight_decay=wd,
+            augment=augment,
+            min_per_class=0,
+            lr=1e-3,
+        )
+        for augment in ("none", "light")
+        for wd in (1e-4, 1e-3, 1e-2)
+    ]
 
 
 def _image_size(arch: str) -> int:

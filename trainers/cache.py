@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import torch
 
     from mlsel.kernel.dataset import Dataset
+    from mlsel.trainers.embeddings import EmbeddingCache
 
 __all__ = ["TensorCache", "decode_image", "decode_images"]
 
@@ -58,14 +59,21 @@ def decode_images(paths: Sequence[str], size: int) -> torch.Tensor:
 
 
 class TensorCache:
-    """Decoded splits of datasets, keyed by (fingerprint, image size, split).
+    """Decoded splits of datasets, keyed by (fingerprint, image size, split), and the
+    embeddings of frozen backbones (:attr:`embeddings`), which need no decoded split.
 
     Args:
         max_bytes: least-recently used entries are dropped past this total size.
+        embeddings: the embedding cache (default: one on the machine cache's disk).
     """
 
-    def __init__(self, max_bytes: int = 4 * 2**30) -> None:
+    def __init__(
+        self, max_bytes: int = 4 * 2**30, embeddings: EmbeddingCache | None = None
+    ) -> None:
+        from mlsel.trainers.embeddings import EmbeddingCache
+
         self.max_bytes = max_bytes
+        self.embeddings = embeddings if embeddings is not None else EmbeddingCache()
         self._entries: OrderedDict[tuple[str, int, str], tuple[torch.Tensor, torch.Tensor]] = (
             OrderedDict()
         )

@@ -1,9 +1,9 @@
 """The training loop shared by the PyTorch backends (torchvision, timm).
 
 Inputs are uint8 image tensors from :class:`~mlsel.trainers.cache.TensorCache`; batches
-are converted, augmented and normalised on the training device. With a frozen backbone
-the validation features are computed once, and with no augmentation the training
-features too, so each epoch only trains the head.
+are converted, augmented and normalised on the training device. This loop trains the
+backbone too (finetune ``partial`` or ``full``); a frozen backbone trains on cached
+embeddings instead (:mod:`mlsel.trainers.frozen`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from mlsel.trainers.zoo import Network
 
-__all__ = ["LoopOutcome", "duplicate_to_minimum", "run_loop"]
+__all__ = ["LoopOutcome", "duplicate_to_minimum", "make_optimizer", "make_scheduler", "run_loop"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,6 @@ class LoopOutcome:
     val_scores: np.ndarray | None = None
     best_state: dict | None = None
     train_seconds: float = 0.0
-    features_cached: bool = False
 
 
 def duplicate_to_minimum(labels: torch.Tensor, minimum: int) -> torch.Tensor:
@@ -89,7 +88,7 @@ def _set_trainable(net: Network, finetune: str) -> list:
     return params
 
 
-def _optimizer(params: list, config: Config) -> torch.optim.Optimizer:
+def make_optimizer(params: list, config: Config) -> torch.optim.Optimizer:
     import torch
 
     if config.optimizer == "sgd":
@@ -100,7 +99,7 @@ def _optimizer(params: list, config: Config) -> torch.optim.Optimizer:
     return cls(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
-def _scheduler(opt: torch.optim.Optimizer, config: Config) -> Any:
+def make_scheduler(opt: torch.optim.Optimizer, config: Config) -> Any:
     import torch
 
     if config.schedule == "cosine":
@@ -108,20 +107,6 @@ def _scheduler(opt: torch.optim.Optimizer, config: Config) -> Any:
     if config.schedule == "step":
         return torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, config.epochs // 3), gamma=0.1)
     return None
-
-
-def _features(
-    net: Network, batches: _Batches, images: torch.Tensor, size: int, amp: bool
-) -> torch.Tensor:
-    import torch
-
-    net.backbone.eval()
-    out = []
-    with torch.no_grad(), torch.autocast(batches.device.type, enabled=amp):
-        for start in range(0, len(images), size):
-            batch = batches.prepare(images[start : start + size], None, None)
-            out.append(net.backbone(batch).float())
-    return torch.cat(out)
 
 
 @dataclass
@@ -141,13 +126,10 @@ class _Session:
     batch: int
     eval_size: int
     amp: bool
-    frozen: bool
     augment: str | None
     order: torch.Tensor  # training indices, each class repeated up to min_per_class
     train_x: torch.Tensor
     train_y: torch.Tensor
-    train_feats: torch.Tensor | None  # a frozen backbone's features, when not augmented
-    val_feats: torch.Tensor | None
 
 
 def _start(
@@ -165,11 +147,10 @@ def _start(
     model = net.model().to(device)
     if amp:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = _optimizer(_set_trainable(net, config.finetune), config)
+    optimizer = make_optimizer(_set_trainable(net, config.finetune), config)
     batches = _Batches(net, device)
     batch = batch_size or config.batch_size
     eval_size = max(batch, 64)
-    frozen = config.finetune == "head"
     train_x, train_y = train
     return _Session(
         net=net,
@@ -178,24 +159,17 @@ def _start(
         device=device,
         batches=batches,
         optimizer=optimizer,
-        scheduler=_scheduler(optimizer, config),
+        scheduler=make_scheduler(optimizer, config),
         scaler=torch.amp.GradScaler("cuda", enabled=amp),
         loss_fn=torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing),
         generator=torch.Generator(device="cpu").manual_seed(config.seed),
         batch=batch,
         eval_size=eval_size,
         amp=amp,
-        frozen=frozen,
         augment=None if config.augment == "none" else config.augment,
         order=duplicate_to_minimum(train_y, config.min_per_class),
         train_x=train_x,
         train_y=train_y,
-        train_feats=(
-            _features(net, batches, train_x, eval_size, amp)
-            if frozen and config.augment == "none"
-            else None
-        ),
-        val_feats=_features(net, batches, val_x, eval_size, amp) if frozen else None,
     )
 
 
@@ -205,8 +179,7 @@ def _train_epoch(run: _Session, epoch: int) -> float:
 
     net, device = run.net, run.device
     net.head.train()
-    if not run.frozen:
-        net.backbone.train()
+    net.backbone.train()
     perm = run.order[torch.randperm(len(run.order), generator=run.generator)]
     total, seen = 0.0, 0
     for lo in range(0, len(perm), run.batch):
@@ -215,16 +188,8 @@ def _train_epoch(run: _Session, epoch: int) -> float:
             continue
         y = run.train_y[idx].to(device, non_blocking=True)
         with torch.autocast(device.type, enabled=run.amp):
-            if run.train_feats is not None:
-                logits = net.head(run.train_feats[idx.to(run.train_feats.device)])
-            elif run.frozen:
-                with torch.no_grad():
-                    x = run.batches.prepare(run.train_x[idx], run.augment, run.generator)
-                    feats = net.backbone(x)
-                logits = net.head(feats.float())
-            else:
-                x = run.batches.prepare(run.train_x[idx], run.augment, run.generator)
-                logits = run.model(x)
+            x = run.batches.prepare(run.train_x[idx], run.augment, run.generator)
+            logits = run.model(x)
             loss = run.loss_fn(logits.float(), y)
         if not torch.isfinite(loss):
             raise TrainingError(
@@ -261,7 +226,7 @@ def run_loop(
     val_x, val_y = val
     run = _start(net, train, val_x, config, device, batch_size)
     val_y_dev = val_y.to(device)
-    out = LoopOutcome(status="completed", features_cached=run.train_feats is not None)
+    out = LoopOutcome(status="completed")
     best, stale = -math.inf, 0
     for epoch in range(1, config.epochs + 1):
         start = time.perf_counter()
@@ -280,9 +245,9 @@ def run_loop(
         if metrics["f1_macro"] > best:
             best, stale = metrics["f1_macro"], 0
             out.val_scores = scores
-            # A frozen backbone never changes: keep copies of the head only.
-            part = net.head if run.frozen else run.model
-            out.best_state = {k: v.detach().cpu().clone() for k, v in part.state_dict().items()}
+            out.best_state = {
+                k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()
+            }
         else:
             stale += 1
         try:
@@ -295,10 +260,6 @@ def run_loop(
         if config.patience and stale >= config.patience:
             logger.info("early stop at epoch %d: no better score for %d epochs", epoch, stale)
             break
-    if run.frozen and out.best_state is not None:
-        head_state = out.best_state
-        out.best_state = {k: v.detach().cpu() for k, v in run.model.state_dict().items()}
-        out.best_state.update({f"1.{k}": v for k, v in head_state.items()})
     return out
 
 
@@ -309,12 +270,9 @@ def _evaluate(run: _Session, val_x: torch.Tensor, val_y: torch.Tensor) -> tuple[
     run.model.eval()
     parts = []
     with torch.no_grad(), torch.autocast(run.device.type, enabled=run.amp):
-        if run.val_feats is not None:
-            parts.append(run.net.head(run.val_feats).float())
-        else:
-            for lo in range(0, len(val_x), run.eval_size):
-                batch = run.batches.prepare(val_x[lo : lo + run.eval_size], None, None)
-                parts.append(run.model(batch).float())
+        for lo in range(0, len(val_x), run.eval_size):
+            batch = run.batches.prepare(val_x[lo : lo + run.eval_size], None, None)
+            parts.append(run.model(batch).float())
     logits = torch.cat(parts)
     loss = run.loss_fn(logits, val_y).item()
     return logits.cpu().numpy(), float(loss)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlsel.kernel.errors import TrainingError
+from mlsel.kernel.errors import TrainingError, WeightsUnavailableError
 from mlsel.kernel.home import Home
 
 if TYPE_CHECKING:
@@ -28,7 +28,6 @@ class Predictor:
         import torch
 
         from mlsel.trainers.torch_backend import MODEL_FORMAT
-        from mlsel.trainers.zoo import build_torchvision
 
         self.folder = folder
         self.classes_ = tuple(json.loads((folder / "classes.json").read_text()))
@@ -39,21 +38,11 @@ class Predictor:
                 f"{folder / 'model.pt'} has format {saved.get('format')!r}; this mlsel reads "
                 f"{MODEL_FORMAT!r}. Retrain the run with this version."
             )
-        if saved["backend"] != "torchvision":
-            from mlsel.kernel.records import Config
-            from mlsel.trainers.torch_backend import TimmBackend
-
-            cfg = Config(backend="timm", arch=saved["arch"], pretrained=None)
-            net = TimmBackend().build(cfg, saved["num_classes"], pretrained=None)
-        else:
-            net = build_torchvision(
-                saved["arch"], saved["num_classes"], pretrained=None, image_size=saved["image_size"]
-            )
-        self.model_ = net.model()
-        self.model_.load_state_dict(saved["state_dict"])
+        self.model_ = (
+            _frozen_model(saved, folder) if "frozen_backbones" in saved else _trained_model(saved)
+        )
         self.model_.eval().to(device)
         self.device = torch.device(device)
-        self.net_ = net
 
     def _batch(self, images: Sequence[Any]):  # noqa: ANN202
         import numpy as np
@@ -84,6 +73,69 @@ class Predictor:
     def predict(self, images: Sequence[Any]) -> list[str]:
         """The most probable class name of each image."""
         return [self.classes_[i] for i in self.predict_proba(images).argmax(axis=1)]
+
+
+def _trained_model(saved: dict[str, Any]) -> Any:
+    """A model whose whole state was saved (finetune ``partial`` or ``full``)."""
+    from mlsel.trainers.zoo import build_torchvision
+
+    if saved["backend"] != "torchvision":
+        from mlsel.kernel.records import Config
+        from mlsel.trainers.torch_backend import TimmBackend
+
+        cfg = Config(backend="timm", arch=saved["arch"], pretrained=None)
+        net = TimmBackend().build(cfg, saved["num_classes"], pretrained=None)
+    else:
+        net = build_torchvision(
+            saved["arch"], saved["num_classes"], pretrained=None, image_size=saved["image_size"]
+        )
+    model = net.model()
+    model.load_state_dict(saved["state_dict"])
+    return model
+
+
+def _frozen_model(saved: dict[str, Any], folder: Path) -> Any:
+    """A linear probe or frozen-backbone head: its backbones are rebuilt from the weights
+    they were trained on (found by name, checked by digest), then the saved head."""
+    from mlsel.kernel.records import Config
+    from mlsel.trainers.embeddings import weights_identity
+    from mlsel.trainers.frozen import build_frozen_classifier, make_head
+    from mlsel.trainers.torch_backend import TorchvisionBackend
+    from mlsel.trainers.zoo import build_torchvision
+
+    parts = []
+    for part in saved["frozen_backbones"]:
+        # The weights installed for the arch if they are the bytes it was trained on, else
+        # the file it was trained on (a --weights file) if it is still there, unchanged.
+        try:
+            installed = TorchvisionBackend().resolve_weights(
+                Config(backend="torchvision", arch=part["arch"])
+            )
+        except WeightsUnavailableError:
+            installed = None
+        recorded, explicit = part.get("path"), None
+        if installed is None or weights_identity(installed) != part["weights"]:
+            if not recorded or weights_identity(recorded) != part["weights"]:
+                has = weights_identity(installed) if installed else "none installed"
+                raise TrainingError(
+                    f"{folder / 'model.pt'} was trained on {part['arch']} weights "
+                    f"{part['weights']}"
+                    + (f" ({recorded})" if recorded else "")
+                    + f", but this machine has {has}. Install the weights it was trained "
+                    "with, or retrain the run here."
+                )
+            explicit = recorded
+        net = build_torchvision(
+            part["arch"],
+            2,
+            pretrained="imagenet",
+            image_size=saved["image_size"],
+            weights=explicit,
+        )
+        parts.append((net.backbone, tuple(part["mean"]), tuple(part["std"])))
+    head = make_head(saved["embedding_dim"], saved["num_classes"], saved["dropout"])
+    head.load_state_dict(saved["head_state"])
+    return build_frozen_classifier(parts, head)
 
 
 def load_model(run_id: str, home: str | None = None, device: str = "cpu") -> Any:

@@ -182,6 +182,13 @@ class CachedTrainer:
             self._cache = TensorCache(self.max_cache_bytes)
         return self._cache
 
+    def cached_share(self, dataset: Dataset, config: Config) -> float:
+        """The share of ``config``'s embeddings this trainer (or an earlier run, on disk)
+        has computed already; 0 for a config that trains its backbone."""
+        from mlsel.trainers.frozen import cached_share
+
+        return cached_share(dataset, config, self.cache.embeddings)
+
     def train(
         self,
         dataset: Dataset,

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from mlsel.kernel.errors import ConfigError, TrainingError
-from mlsel.kernel.records import Config, EpochCallback, RunResult
+from mlsel.kernel.catalogue import FROZEN_MODES
+from mlsel.kernel.errors import ConfigError, StopRun, TrainingError
+from mlsel.kernel.records import Config, EpochCallback, EpochRecord, RunResult
 from mlsel.trainers.base import Backend
 from mlsel.trainers.devices import (
     HostMemorySampler,
@@ -25,6 +27,8 @@ from mlsel.trainers.devices import (
 )
 
 if TYPE_CHECKING:
+    import torch
+
     from mlsel.kernel.dataset import Dataset
     from mlsel.trainers.cache import TensorCache
     from mlsel.trainers.zoo import Network
@@ -68,69 +72,38 @@ class TorchBackend(Backend):
         weights: str | None = None,
         artifact_dir: str | None = None,
     ) -> RunResult:
-        import torch
-
         from mlsel.trainers.cache import TensorCache
-        from mlsel.trainers.loop import run_loop
         from mlsel.trainers.metrics import classification_metrics
 
         self.check(config, dataset.task)
         dev = resolve_device(device)
         cache = cache if cache is not None else TensorCache()
         started = time.perf_counter()
-        batch, notes = config.batch_size, dict[str, str]()
         with HostMemorySampler() as memory:
             reset_gpu_peak(dev)
-            train = cache.get(dataset, config.image_size, "train")
-            val = cache.get(dataset, config.image_size, "val")
-            while True:
-                net = self.build(
-                    config, dataset.num_classes, pretrained=config.pretrained, weights=weights
-                )
-                try:
-                    outcome = run_loop(net, train, val, config, dev, on_epoch, batch_size=batch)
-                    break
-                except torch.cuda.OutOfMemoryError:
-                    if dev.type != "cuda" or batch <= 1 or notes:
-                        raise
-                    del net
-                    torch.cuda.empty_cache()
-                    notes["oom_retry"] = (
-                        f"CUDA out of memory at batch {batch}; retried at {batch // 2}"
-                    )
-                    logger.warning(notes["oom_retry"])
-                    batch //= 2
-        if outcome.val_scores is None:  # no epoch ended: the loop raises before that
-            raise TrainingError(f"{config.arch} ended before its first epoch was scored.")
-        metrics, confusion = classification_metrics(val[1].numpy(), outcome.val_scores)
-        metrics["batch_size_used"] = float(batch)
-        metrics["epochs_run"] = float(len(outcome.curve))
+            if config.finetune in FROZEN_MODES:
+                fitted = self._fit_frozen(dataset, config, dev, on_epoch, cache, weights)
+            else:
+                fitted = self._fit_loop(dataset, config, dev, on_epoch, cache, weights)
+        metrics, confusion = classification_metrics(fitted.val_y, fitted.val_scores)
+        metrics["batch_size_used"] = float(fitted.batch)
+        metrics["epochs_run"] = float(len(fitted.curve))
         hardware = {
             **describe_hardware(dev),
-            **notes,
-            "features_cached": str(outcome.features_cached).lower(),
-            "weights": net.pretrained_from or "none",
+            **fitted.notes,
+            "weights": fitted.weights,
         }
         if artifact_dir is not None:
-            self._save(
-                Path(artifact_dir),
-                net,
-                outcome.best_state,
-                dataset,
-                config,
-                metrics,
-                confusion,
-                outcome.curve,
-            )
+            self._save(Path(artifact_dir), fitted, dataset, config, metrics, confusion)
         wall = time.perf_counter() - started
         return RunResult(
-            status=outcome.status,
+            status=fitted.status,
             score=metrics["f1_macro"],
             metrics=metrics,
             confusion=tuple(tuple(int(v) for v in row) for row in confusion),
-            curve=tuple(outcome.curve),
+            curve=tuple(fitted.curve),
             wall_seconds=wall,
-            seconds_per_epoch=outcome.train_seconds / max(len(outcome.curve), 1),
+            seconds_per_epoch=fitted.train_seconds / max(len(fitted.curve), 1),
             peak_gpu_mb=gpu_peak_mb(dev),
             peak_host_mb=memory.peak_mb,
             hardware=hardware,
@@ -138,29 +111,128 @@ class TorchBackend(Backend):
             artifact_dir=artifact_dir,
         )
 
+    def _fit_loop(
+        self,
+        dataset: Dataset,
+        config: Config,
+        dev: torch.device,
+        on_epoch: EpochCallback | None,
+        cache: TensorCache,
+        weights: str | None,
+    ) -> _Fitted:
+        """Train the backbone too (``partial``, ``full``), retrying a CUDA OOM once at
+        half the batch."""
+        import torch
+
+        from mlsel.trainers.loop import run_loop
+
+        batch, notes = config.batch_size, dict[str, str]()
+        train = cache.get(dataset, config.image_size, "train")
+        val = cache.get(dataset, config.image_size, "val")
+        while True:
+            net = self.build(
+                config, dataset.num_classes, pretrained=config.pretrained, weights=weights
+            )
+            try:
+                outcome = run_loop(net, train, val, config, dev, on_epoch, batch_size=batch)
+                break
+            except torch.cuda.OutOfMemoryError:
+                if dev.type != "cuda" or batch <= 1 or notes:
+                    raise
+                del net
+                torch.cuda.empty_cache()
+                notes["oom_retry"] = f"CUDA out of memory at batch {batch}; retried at {batch // 2}"
+                logger.warning(notes["oom_retry"])
+                batch //= 2
+        if outcome.val_scores is None:  # no epoch ended: the loop raises before that
+            raise TrainingError(f"{config.arch} ended before its first epoch was scored.")
+        return _Fitted(
+            status=outcome.status,
+            curve=outcome.curve,
+            val_y=val[1].numpy(),
+            val_scores=outcome.val_scores,
+            train_seconds=outcome.train_seconds,
+            batch=batch,
+            notes=notes,
+            weights=net.pretrained_from or "none",
+            model={
+                "state_dict": outcome.best_state,
+                "mean": list(net.mean),
+                "std": list(net.std),
+            },
+        )
+
+    def _fit_frozen(
+        self,
+        dataset: Dataset,
+        config: Config,
+        dev: torch.device,
+        on_epoch: EpochCallback | None,
+        cache: TensorCache,
+        weights: str | None,
+    ) -> _Fitted:
+        """A linear probe or a head on the backbone's cached embeddings."""
+        from mlsel.trainers.frozen import embed_dataset, fit_head, fit_linear
+
+        passes = cache.embeddings.passes_
+        data = embed_dataset(dataset, config, cache.embeddings, dev, weights=weights)
+        embedded = cache.embeddings.passes_ - passes
+        if config.finetune == "linear":
+            outcome = fit_linear(data, config, dataset.num_classes)
+            try:
+                if on_epoch is not None:
+                    on_epoch(outcome.curve[0])
+            except StopRun as stop:  # a one-step fit is done already: keep it, say so
+                outcome.status = stop.status
+        else:
+            outcome = fit_head(data, config, dataset.num_classes, dev, on_epoch)
+        return _Fitted(
+            status=outcome.status,
+            curve=outcome.curve,
+            val_y=data.val_y.numpy(),
+            val_scores=outcome.val_scores,
+            train_seconds=outcome.train_seconds,
+            batch=config.batch_size,
+            notes={
+                "embedded_images": str(embedded),
+                "embedding_seconds": f"{data.seconds:.3f}",
+                "embedding_views": str(data.train.shape[0]),
+            },
+            weights=", ".join(p.weights_path or "none" for p in data.backbones),
+            model={
+                "head_state": outcome.head_state,
+                "frozen_backbones": [p.to_dict() for p in data.backbones],
+                "embedding_dim": int(data.train.shape[-1]),
+                "dropout": 0.0 if config.finetune == "linear" else 0.2,
+                # each backbone normalises inside the model
+                "mean": [0.0, 0.0, 0.0],
+                "std": [1.0, 1.0, 1.0],
+            },
+        )
+
     def _save(
         self,
         folder: Path,
-        net: Network,
-        state: dict | None,
+        fitted: _Fitted,
         dataset: Dataset,
         config: Config,
         metrics: dict,
-        confusion,
-        curve: list,
-    ) -> None:  # noqa: ANN001
+        confusion: Any,
+    ) -> None:
         import torch
 
         from mlsel.trainers.artifacts import write_atomically, write_run_files
 
         folder.mkdir(parents=True, exist_ok=True)
+        model = dict(fitted.model)
+        mean, std = model.pop("mean"), model.pop("std")
         saved = {
             "format": MODEL_FORMAT,
             "backend": self.name,
             "arch": config.arch,
             "num_classes": dataset.num_classes,
             "image_size": config.image_size,
-            "state_dict": state,
+            **model,
         }
         write_atomically(folder / "model.pt", lambda tmp: torch.save(saved, tmp))
         write_run_files(
@@ -172,13 +244,30 @@ class TorchBackend(Backend):
                 "resize": "bilinear, square",
                 "mode": "RGB",
                 "scale": 1 / 255,
-                "mean": list(net.mean),
-                "std": list(net.std),
+                "mean": mean,
+                "std": std,
             },
             metrics=metrics,
             confusion=confusion,
-            curve=curve,
+            curve=fitted.curve,
         )
+
+
+@dataclass
+class _Fitted:
+    """What either way of fitting hands to :meth:`TorchBackend.fit`: the curve, the best
+    val scores, and what ``model.pt`` keeps (``state_dict``, or a frozen model's head
+    and backbones)."""
+
+    status: str
+    curve: list[EpochRecord]
+    val_y: Any
+    val_scores: Any
+    train_seconds: float
+    batch: int
+    notes: dict[str, str]
+    weights: str
+    model: dict[str, Any]
 
 
 class TorchvisionBackend(TorchBackend):
@@ -187,10 +276,18 @@ class TorchvisionBackend(TorchBackend):
     name = "torchvision"
 
     def check(self, config: Config, task: str) -> None:
+        from mlsel.kernel.catalogue import parts
         from mlsel.trainers.zoo import _check_arch
 
         super().check(config, task)
-        _check_arch(config.arch, config.image_size, config.pretrained is not None)
+        names = parts(config.arch)
+        if len(names) > 1 and config.finetune not in FROZEN_MODES:
+            raise ConfigError(
+                f"{config.arch} joins the embeddings of {len(names)} frozen backbones; it "
+                f"trains with finetune 'linear' or 'head', not {config.finetune!r}."
+            )
+        for name in names:
+            _check_arch(name, config.image_size, config.pretrained is not None)
 
     def build(
         self,
@@ -211,10 +308,23 @@ class TorchvisionBackend(TorchBackend):
         )
 
     def resolve_weights(self, config: Config, weights: str | None = None) -> str | None:
-        from mlsel.kernel.catalogue import SHIPPED_WEIGHTS
+        from mlsel.kernel.catalogue import SHIPPED_WEIGHTS, parts
         from mlsel.trainers import weights as wts
         from mlsel.trainers.zoo import _check_arch
 
+        names = parts(config.arch)
+        if len(names) > 1:
+            # One file cannot hold the weights of several backbones; say so before a run
+            # is logged (embed_dataset checks again for direct callers).
+            if weights or config.pretrained != "imagenet":
+                given = "--weights FILE" if weights else f"pretrained={config.pretrained!r}"
+                raise ConfigError(
+                    f"{given} loads one backbone; {config.arch} concatenates {len(names)}. "
+                    "Train one backbone, or use pretrained='imagenet' without --weights for "
+                    "the shipped weights."
+                )
+            found = [self.resolve_weights(config.with_(arch=n), weights) for n in names]
+            return ", ".join(str(f) for f in found)
         _check_arch(config.arch, config.image_size, config.pretrained is not None)
         if config.pretrained is None:
             return None

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +48,8 @@ __all__ = ["SearchReport", "SearchSettings", "run_search"]
 logger = logging.getLogger(__name__)
 
 DEFAULT_REFIT_EVERY = 20
+# Candidates the search draws its trials from, best ranked first.
+SHORTLIST = 60
 
 
 @dataclass(frozen=True)
@@ -158,14 +160,18 @@ def _validate(settings: SearchSettings) -> None:
 
 def _suggestions(
     dataset: Dataset, settings: SearchSettings, store: Store, home: Path, budget: Budget, gpu: bool
-) -> tuple[DatasetProfile, list[Config]]:
-    """The dataset's profile and the ranker's top configs, fitted to the search's space."""
+) -> tuple[DatasetProfile, list[Config], list[Config]]:
+    """The dataset's profile, the ranker's top configs fitted to the search's space (the
+    warm start), and the shortlist trials are drawn from: every candidate in the ranker's
+    order, one per architecture in turn (empty when the space is narrowed or params are
+    fixed: then the sampler draws from the space)."""
     try:
         from mlsel.metalearn._suggest import suggest
     except ImportError as exc:
         raise RankerError(f"warm start unavailable ({exc})") from exc
+    narrowed = settings.space is not None or bool(settings.fixed)
     # a narrowed space keeps only some of the ranker's picks: ask for more of them
-    top = 50 if settings.space is not None else max(settings.top_k, 1) * 3
+    top = SHORTLIST if narrowed else max(settings.top_k * 3, SHORTLIST)
     # no budget here: a pick too long for the budget is trimmed to fewer epochs below
     report = suggest(dataset, store=store, home=home, top=top, device="cuda" if gpu else "cpu")
     allowed = set(settings.space.models(dataset.task)) if settings.space is not None else None
@@ -186,7 +192,8 @@ def _suggestions(
             config = config.with_(epochs=min(config.epochs, epochs))
         if config.key() not in {c.key() for c in configs}:
             configs.append(config)
-    return report.profile, configs[: settings.top_k]
+    shortlist = [] if narrowed else [s.config for s in report.suggestions]
+    return report.profile, configs[: settings.top_k], shortlist
 
 
 def _cost_model(store: Store, gpu: bool) -> CostModel | None:
@@ -343,8 +350,9 @@ def run_search(
         remaining = max(0, settings.max_trials - _finished_runs(study))
     gpu = any(s.is_gpu for s in slots)
     profile: DatasetProfile | None
+    shortlist: list[Config] = []
     try:
-        profile, configs = _suggestions(dataset, settings, store, home, budget, gpu)
+        profile, configs, shortlist = _suggestions(dataset, settings, store, home, budget, gpu)
     except RankerError as exc:
         profile, configs = store.get_profile(dataset.fingerprint), []
         notes.append(f"no suggestions, the search starts cold: {exc}")
@@ -352,6 +360,7 @@ def run_search(
     warm = configs if settings.warm_start and not settings.resume else []
     study_module.enqueue_warm_start(study, warm)
     jobs = _jobs(settings, slots, dataset, profile, _cost_model(store, gpu), home, folder, budget)
+    jobs = [replace(job, shortlist=tuple(shortlist)) for job in jobs]
     pool = WorkerPool(jobs, budget, max_trials=remaining, target=settings.target)
     progress = SearchProgress(started_at=budget.started)
     progress.seed_best(leaderboard(study))  # a resumed search's earlier trials count

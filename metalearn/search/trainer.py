@@ -44,3 +44,8 @@ class Trainer(Protocol):
     ) -> tuple[str, RunResult]:
         """Train ``config`` on ``dataset`` (see the class docstring)."""
         ...
+
+    def cached_share(self, dataset: Dataset, config: Config) -> float:
+        """The share (0 to 1) of ``config``'s one-off work already done and kept, e.g. the
+        embeddings of a frozen backbone: the cost model predicts the rest."""
+        ...

@@ -25,6 +25,7 @@ from mlsel.metalearn.search.events import EpochEnded, TrialEnded, TrialSkipped, 
 if TYPE_CHECKING:
     import optuna
 
+    from mlsel.metalearn.cost import CostEstimate
     from mlsel.metalearn.search.workers import EventSink, StopSignals, WorkerJob
 
 __all__ = ["TrialLoop"]
@@ -75,8 +76,12 @@ class TrialLoop:
         task, fixed = self.job.dataset.task, self.job.fixed
         wanted = trial.user_attrs.get("config")
         if wanted is None:
+            if self.job.shortlist:
+                return self._from_shortlist(trial)
             return self.space.sample_config(trial, task, fixed=fixed)
         config = Config.from_dict(wanted)
+        if self.job.shortlist:
+            return config
         try:  # suggest the enqueued values too, so that the sampler learns from them
             sampled = self.space.sample_config(trial, task, fixed=fixed)
         except ValueError:  # an enqueued value outside the space's choices
@@ -88,33 +93,109 @@ class TrialLoop:
             )
         return config
 
-    def _predicted_seconds(self, config: Config) -> float | None:
+    def _from_shortlist(self, trial: optuna.Trial) -> Config:
+        """Draw from the ranked shortlist what fits the time left.
+
+        Each entry that fits is tried once, in the ranker's order, cheap ones first (those
+        predicted to take at most a quarter of the time left). Once every fitting entry
+        has been tried, the best entries so far are trained again with their learning
+        rate, regularisation and seed moved around them (sampled by Optuna, so that it
+        learns which moves pay). When nothing fits, the cheapest entry is trained anyway:
+        a short budget still trains something.
+        """
+        left = self.job.budget.left()
+        costs = {c.key(): self._cost(c) for c in self.job.shortlist}
+        fits = [c for c in self.job.shortlist if costs[c.key()] <= left]
+        if not fits:
+            return min(self.job.shortlist, key=lambda c: costs[c.key()])
+        tried = self._tried()
+        untried = [c for c in fits if c.key() not in tried]
+        if untried:
+            cheap = [c for c in untried if costs[c.key()] <= 0.25 * left]
+            entry = (cheap or untried)[0]
+            trial.set_user_attr("entry", entry.key())
+            return entry
+        ranked = sorted(fits, key=lambda c: -tried[c.key()])
+        entry = ranked[trial.number % min(3, len(ranked))]
+        trial.set_user_attr("entry", entry.key())
+        lr = entry.lr * 10 ** trial.suggest_float("lr_shift", -1.0, 1.0)
+        wd = entry.weight_decay * 10 ** trial.suggest_float("weight_decay_shift", -1.5, 1.5)
+        return entry.with_(
+            lr=min(lr, 1.0),
+            weight_decay=min(wd, 1.0),
+            seed=trial.suggest_int("seed", *self.space.seed),
+        )
+
+    def nothing_fits(self) -> bool:
+        """Whether a trial has trained and no shortlist entry fits in the time left: then
+        this worker is done (without a shortlist, the sampler keeps drawing)."""
+        if not self.job.shortlist or not self._trained_any():
+            return False
+        left = self.job.budget.left()
+        return all(self._cost(c) > left for c in self.job.shortlist)
+
+    def _trained_any(self, but: int = -1) -> bool:
+        """Whether a trial of this search other than number ``but`` has trained (finished
+        with a score, stopped, or is training now)."""
+        from optuna.trial import TrialState
+
+        states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+        return any(
+            t.user_attrs.get("status") != "skipped"
+            for t in self.study.get_trials(deepcopy=False, states=states)
+            if t.number != but
+        )
+
+    def _tried(self) -> dict[str, float]:
+        """Shortlist entries that trials have drawn so far, with their best score (-1 for
+        none yet)."""
+        out: dict[str, float] = {}
+        for past in self.study.get_trials(deepcopy=False):
+            key = past.user_attrs.get("entry")
+            if key is None:
+                continue
+            score = past.value if past.value is not None else past.user_attrs.get("score")
+            out[key] = max(out.get(key, -1.0), float(score) if score is not None else -1.0)
+        return out
+
+    def _cost(self, config: Config) -> float:
+        """Predicted seconds of ``config`` here (0 when there is no cost model)."""
+        estimate = self._estimate(config)
+        return 0.0 if estimate is None else estimate.total_seconds * self._slowdown()
+
+    def _slowdown(self) -> float:
+        return statistics.median(self.slowdowns) if self.slowdowns else 1.0
+
+    def _estimate(self, config: Config) -> CostEstimate | None:
         model, profile = self.job.cost_model, self.job.profile
         if model is None or profile is None:
             return None
         try:
-            return float(model.predict(config, profile).total_seconds)
+            cached = self.job.trainer.cached_share(self.job.dataset, config)
+            return model.predict(config, profile, cached=cached)
         except (MlselError, ValueError, KeyError) as exc:
             logger.warning("cost model could not predict %s: %s", config.arch, exc)
             return None
 
     def _plan(self, config: Config) -> _Plan:
         """Trim the epochs of a config predicted too long for the time left, if allowed."""
-        modelled = self._predicted_seconds(config)
-        slowdown = statistics.median(self.slowdowns) if self.slowdowns else 1.0
+        estimate = self._estimate(config)
+        slowdown = self._slowdown()
+        modelled = None if estimate is None else estimate.total_seconds
         predicted = None if modelled is None else modelled * slowdown
         left = self.job.budget.left()
         trimmable = "epochs" not in self.job.fixed and config.epochs > 1  # not a user choice
-        if predicted is None or not modelled or predicted <= left or not trimmable:
+        if estimate is None or not modelled or predicted is None or predicted <= left:
+            return _Plan(config, predicted, modelled)
+        if not trimmable:
             return _Plan(config, predicted, modelled)
         # epochs are a budget knob: a config that fits with fewer is trained so
-        epochs = int(left / (predicted / config.epochs))
+        per_epoch = (modelled - estimate.fixed_seconds) / config.epochs
+        epochs = int((left / slowdown - estimate.fixed_seconds) / per_epoch) if per_epoch else 0
         if epochs < 1:
             return _Plan(config, predicted, modelled)
-        scale = epochs / config.epochs
-        return _Plan(
-            config.with_(epochs=epochs), predicted * scale, modelled * scale, config.epochs
-        )
+        trimmed = estimate.fixed_seconds + per_epoch * epochs
+        return _Plan(config.with_(epochs=epochs), trimmed * slowdown, trimmed, config.epochs)
 
     def run_one(self) -> bool:
         """Ask, train and tell one trial. Returns False when the trial was skipped."""
@@ -123,7 +204,12 @@ class TrialLoop:
         trial = self.study.ask()
         plan = self._plan(self._config(trial))
         config = plan.config
-        if plan.predicted is not None and not self.job.budget.fits(plan.predicted):
+        # a short budget trains at least one trial: the deadline stops it, with a score
+        if (
+            plan.predicted is not None
+            and not self.job.budget.fits(plan.predicted)
+            and self._trained_any(but=trial.number)
+        ):
             left = self.job.budget.left()
             trial.set_user_attr("status", "skipped")
             trial.set_user_attr("skip_reason", f"predicted {plan.predicted:.0f} s > {left:.0f} s")

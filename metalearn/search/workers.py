@@ -25,7 +25,7 @@ from mlsel.metalearn.search.events import SearchEvent, WorkerDone, WorkerLog, Wo
 
 if TYPE_CHECKING:
     from mlsel.kernel.dataset import Dataset
-    from mlsel.kernel.records import DatasetProfile
+    from mlsel.kernel.records import Config, DatasetProfile
     from mlsel.metalearn.cost import CostModel
     from mlsel.metalearn.search.trainer import Trainer
     from mlsel.metalearn.space import CandidateSpace
@@ -53,6 +53,9 @@ class WorkerJob:
         trainer: what trains the trials (:class:`~.trainer.Trainer`).
         space / fixed: the candidate space and the params held constant.
         target: stop the search once a trial completes with at least this score.
+        shortlist: the ranked configs trials are drawn from (see
+            :meth:`~mlsel.metalearn.search.trial.TrialLoop._from_shortlist`); empty: the
+            sampler draws from the whole space.
     """
 
     slot: DeviceSlot
@@ -69,6 +72,7 @@ class WorkerJob:
     space: CandidateSpace | None = None
     fixed: dict[str, Any] = field(default_factory=dict)
     target: float | None = None
+    shortlist: tuple[Config, ...] = ()
 
 
 class EventSink:
@@ -194,6 +198,8 @@ def _trials(loop: Any, job: WorkerJob, stop: StopSignals, tickets: Any) -> str:
             return "stopped"
         if job.budget.expired():
             return "budget spent"
+        if loop.nothing_fits():
+            return "nothing in the shortlist fits in the time left"
         if not _take_ticket(tickets):
             return "max trials reached"
         if loop.run_one():

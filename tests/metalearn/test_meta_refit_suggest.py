@@ -38,7 +38,7 @@ def test_suggest_with_an_empty_store_uses_rules_and_says_so(mlsel_home) -> None:
     assert len(report.suggestions) == 4
     assert len({s.config.arch for s in report.suggestions}) == 4  # diverse
     first = report.suggestions[0]
-    assert first.config.pretrained == "imagenet" and first.config.finetune == "head"
+    assert first.config.pretrained == "imagenet" and first.config.finetune == "linear"
     assert any("few images per class (12)" in r for r in first.reasons)
     assert first.predicted_seconds > 0 and first.predicted_memory_mb > 0
 

@@ -22,7 +22,7 @@ from mlsel.metalearn.search import (
     run_search,
 )
 from mlsel.metalearn.search.progress import SearchProgress
-from tests.standin import SleepyTrainer, TickClock
+from tests.standin import CostedTrainer, SleepyTrainer, TickClock
 
 # -- fixtures ------------------------------------------------------------------------------
 
@@ -35,6 +35,35 @@ def digits_and_profile(tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("digits") / "digits"
     write_sample("digits", out, classes=3, per_class=8)
     return out, profile_dataset(read_dataset(out))
+
+
+@pytest.fixture(scope="module")
+def colour_and_profile(tmp_path_factory: pytest.TempPathFactory):
+    """A small colour dataset (crops of scikit-learn's two sample photos, 96 px)."""
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_sample_images
+
+    from mlsel.profilers import read_dataset
+    from mlsel.profilers.profile import profile_dataset
+
+    out = tmp_path_factory.mktemp("colour") / "colour"
+    rng = np.random.default_rng(0)
+    for photo, name in zip(load_sample_images().images, ("temple", "flower"), strict=True):
+        for split, n in (("train", 12), ("val", 6)):
+            folder = out / split / name
+            folder.mkdir(parents=True)
+            for k in range(n):
+                y, x = rng.integers(0, photo.shape[0] - 96), rng.integers(0, photo.shape[1] - 96)
+                Image.fromarray(photo[y : y + 96, x : x + 96]).save(folder / f"{k}.png")
+    return out, profile_dataset(read_dataset(out), landmarkers=False)
+
+
+@pytest.fixture
+def colour(colour_and_profile, mlsel_home: Path) -> Path:
+    path, profile = colour_and_profile
+    Store.open(mlsel_home).save_profile(profile)
+    return path
 
 
 @pytest.fixture
@@ -289,3 +318,46 @@ def test_a_resumed_search_counts_the_best_of_its_earlier_trials(digits, mlsel_ho
     earlier = max(r.score for r in first.rows if r.status == "completed")
     assert second.progress.best_score is not None and second.progress.best_score >= earlier
     assert second.progress.started == 1  # the counts are this command's
+
+
+@pytest.mark.slow
+def test_the_search_spends_at_least_80_percent_of_its_budget_training(colour, mlsel_home, tmp_path):
+    # The whole candidate space, drawn from the ranked shortlist, on a machine exactly as
+    # fast as the cost model predicts: trials fill the budget instead of being skipped.
+    clock = TickClock(tmp_path / "clock", step=0.5)
+    settings = SearchSettings(
+        budget_s=180,
+        gpus="cpu",
+        output=None,
+        refit=False,
+        clock=clock,
+        trainer=CostedTrainer(clock),
+        seed=0,
+    )
+    report = run_search(colour, settings)
+    runs = Store.open(mlsel_home).runs_frame()
+    trained = float(runs.filter(runs["source"] == "local")["wall_seconds"].sum())
+    assert trained >= 0.8 * settings.budget_s, (trained, report.progress.statuses)
+    assert report.progress.skipped <= 2, report.progress.skipped
+    best = report.best
+    assert best is not None and best.config["finetune"] == "linear"
+    # the shortlist's entries were each tried, then the best moved around
+    entries = {row.config["arch"] for row in report.rows}
+    assert len(entries) >= 3, entries
+
+
+@pytest.mark.slow
+def test_a_budget_too_short_for_any_config_still_trains_the_cheapest(colour, tmp_path):
+    clock = TickClock(tmp_path / "clock", step=0.5)
+    settings = SearchSettings(
+        budget_s=2,
+        gpus="cpu",
+        output=None,
+        refit=False,
+        clock=clock,
+        trainer=CostedTrainer(clock),
+        seed=0,
+    )
+    report = run_search(colour, settings)
+    assert report.progress.started >= 1
+    assert sum(report.progress.statuses.values()) >= 1, report.progress.statuses
