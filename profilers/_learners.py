@@ -98,46 +98,111 @@ def _standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return (x - mean) / scale, mean, scale
 
 
-def _ledoit_wolf(x: np.ndarray) -> np.ndarray:
-    """``sklearn.covariance.ledoit_wolf(x)[0]``: the shrunk empirical covariance."""
+def _standard_scaled(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``StandardScaler().fit_transform(x)`` as scikit-learn >= 1.8 rounds it: (scaled, scale).
+
+    The mean and variance come from float64 sums (the two-pass variance with its
+    correction term); a feature whose variance is within rounding of zero keeps scale 1.
+    ``x`` keeps its dtype: float32 data is centred and scaled with the mean and scale
+    rounded to float32 (scikit-learn 1.8's array-API ``transform``; 1.7 and older
+    subtracted the float64 mean and rounded the result). The scale is float64.
+    """
+    n_samples = len(x)
+    mean = np.sum(x, axis=0, dtype=np.float64) / n_samples
+    deviation = x - mean
+    correction = np.sum(deviation, axis=0, dtype=np.float64)
+    squares = np.sum(deviation**2, axis=0, dtype=np.float64) - correction**2 / n_samples
+    variance = squares / n_samples
+    eps = np.finfo(np.float64).eps
+    constant = variance <= n_samples * eps * variance + (n_samples * mean * eps) ** 2
+    scale = np.sqrt(variance)
+    scale[constant] = 1.0
+    return (x - mean.astype(x.dtype)) / scale.astype(x.dtype), scale
+
+
+def _ledoit_wolf_shrinkage(x: np.ndarray, block_size: int = 1000) -> float:
+    """``sklearn.covariance.ledoit_wolf_shrinkage(x, assume_centered=True)``.
+
+    The sums run in ``x``'s dtype over the same blocks of features in the same order
+    (numpy's scalar promotion included), so the rounding is scikit-learn's too. That
+    matters when the true shrinkage is 0 (a class of two samples): the answer is then
+    whatever the rounding leaves.
+    """
     n_samples, n_features = x.shape
+    x2 = x**2
+    emp_cov_trace = np.sum(x2, axis=0) / n_samples
+    mu = np.sum(emp_cov_trace) / n_features
+    n_splits = int(n_features / block_size)
+    blocks = [slice(block_size * i, block_size * (i + 1)) for i in range(n_splits)]
+    blocks.append(slice(block_size * n_splits, None))
+    beta_ = 0.0  # sum of the entries of X2'X2
+    delta_ = 0.0  # sum of the squared entries of X'X
+    for rows in blocks:
+        for cols in blocks:
+            beta_ += np.sum(np.dot(x2.T[rows], x2[:, cols]))
+            delta_ += np.sum(np.dot(x.T[rows], x[:, cols]) ** 2)
+    delta_ /= n_samples**2
+    beta = 1.0 / (n_features * n_samples) * (beta_ / n_samples - delta_)
+    delta = (delta_ - 2.0 * mu * emp_cov_trace.sum() + n_features * mu**2) / n_features
+    beta = min(beta, delta)  # never shrink past the identity
+    return 0 if beta == 0 else beta / delta  # a float32 scalar for float32 data, as there
+
+
+def _ledoit_wolf(x: np.ndarray) -> tuple[np.ndarray, float]:
+    """``sklearn.covariance.ledoit_wolf(x)``: (shrunk covariance, shrinkage), in x's dtype."""
     x = x - x.mean(axis=0)
-    empirical = x.T @ x / n_samples
+    n_samples, n_features = x.shape
     if n_features == 1:
-        return empirical
-    # sklearn sums the entries of X2'X2 and the squares of X'X's; with fewer samples than
-    # features the same sums come cheaper from the rows: 1'(X2'X2)1 = |X2 1|^2 and
-    # |X'X|_F = |XX'|_F
-    squared = x**2
-    trace = squared.sum(axis=0) / n_samples
-    mu = trace.sum() / n_features
-    beta_ = float((squared.sum(axis=1) ** 2).sum())
-    gram = x @ x.T if n_samples < n_features else empirical * n_samples
-    delta_ = float((gram**2).sum()) / n_samples**2
-    beta = (beta_ / n_samples - delta_) / (n_features * n_samples)
-    delta = (delta_ - 2.0 * mu * trace.sum() + n_features * mu**2) / n_features
-    shrinkage = 0.0 if beta == 0 else min(beta, delta) / delta
+        return np.atleast_2d((x**2).mean()), 0.0
+    shrinkage = _ledoit_wolf_shrinkage(x)
+    empirical = np.dot(x.T, x) / n_samples
+    mu = np.sum(np.trace(empirical)) / n_features
     shrunk = (1.0 - shrinkage) * empirical
-    shrunk.flat[:: n_features + 1] += shrinkage * np.trace(empirical) / n_features
-    return shrunk
+    shrunk.flat[:: n_features + 1] += shrinkage * mu
+    return shrunk, shrinkage
 
 
 def shrunk_lda(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray) -> np.ndarray:
-    """``LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")``."""
-    x = x_train.astype(np.float64)
+    """``LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")``.
+
+    Computed in scikit-learn's dtypes and order (float32 data stays float32 up to the
+    pooled covariance), so that it agrees even when every class has at most two training
+    samples: no class is then shrunk, the pooled covariance is singular, and the answer
+    is decided by rounding and by the cut-off of scikit-learn's least-squares solve.
+    """
+    x = x_train if x_train.dtype in (np.float32, np.float64) else x_train.astype(np.float64)
     classes, index = _classes(y_train)
-    priors = np.bincount(index) / len(index)
-    means = np.array([x[index == k].mean(axis=0) for k in range(len(classes))])
+    counts = np.bincount(index)
+    priors = counts.astype(x.dtype) / float(len(index))
+    if abs(priors.sum() - 1.0) > 1e-5:  # float32 rounding over many classes
+        priors = priors / priors.sum()
+    means = np.zeros((len(classes), x.shape[1]), dtype=x.dtype)
+    np.add.at(means, index, x)
+    means /= counts[:, None]
     covariance = np.zeros((x.shape[1], x.shape[1]))
+    shrinkages = []
     for k in range(len(classes)):
-        scaled, _, scale = _standardise(x[index == k])
-        covariance += priors[k] * (scale[:, None] * _ledoit_wolf(scaled) * scale[None, :])
-    try:  # the shrunk covariance is positive definite: solve is exact and 20x faster
+        scaled, scale = _standard_scaled(x[index == k])
+        shrunk, shrinkage = _ledoit_wolf(scaled)
+        covariance += priors[k] * (scale[:, None] * shrunk * scale[None, :])
+        shrinkages.append(shrinkage)
+    if max(shrinkages) > 0:  # positive definite: solve agrees with lstsq and is 4x faster
         coef = np.linalg.solve(covariance, means.T).T
-    except np.linalg.LinAlgError:  # no shrinkage and fewer samples than features
-        coef = np.linalg.lstsq(covariance, means.T, rcond=None)[0].T
-    intercept = -0.5 * np.einsum("kd,kd->k", means, coef) + np.log(priors)
-    return classes[(x_test.astype(np.float64) @ coef.T + intercept).argmax(axis=1)]
+    else:
+        # No class was shrunk, the covariance is singular, and which of its rounding-level
+        # singular values pass lstsq's cut-off depends on the LAPACK build and its BLAS
+        # threads: only scikit-learn's own call (scipy's, not numpy's) gives its answer.
+        # scipy comes with scikit-learn; it is imported only for such tiny classes.
+        from scipy import linalg
+
+        coef = linalg.lstsq(covariance, means.T)[0].T
+    intercept = -0.5 * np.diag(np.dot(means, coef.T)) + np.log(priors)
+    test = np.asarray(x_test)
+    if len(classes) == 2:  # scikit-learn keeps one discriminant, in the data's dtype
+        difference = np.asarray(coef[1] - coef[0], dtype=x.dtype).reshape(1, -1)
+        offset = np.asarray(intercept[1] - intercept[0], dtype=x.dtype).reshape(1)
+        return classes[((test @ difference.T + offset)[:, 0] > 0).astype(int)]
+    return classes[(test @ coef.T + intercept).argmax(axis=1)]
 
 
 def gaussian_nb(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray) -> np.ndarray:

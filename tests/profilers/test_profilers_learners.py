@@ -6,6 +6,8 @@ import warnings
 
 import numpy as np
 import pytest
+import sklearn
+from sklearn import discriminant_analysis
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import RidgeClassifier
@@ -19,8 +21,31 @@ from sklearn.tree import DecisionTreeClassifier
 
 from mlsel.profilers import _learners as learners
 
-# (classes, samples, features): pixel-sized, tiny, and more features than samples
+# (classes, samples, features): pixel-sized, tiny, and more features than samples. In
+# (3, 9, 16) every class has two samples per training fold: LDA shrinks none of them, its
+# covariance is singular, and its answer is down to rounding.
 SHAPES = [(2, 30, 256), (10, 333, 256), (5, 100, 40), (7, 60, 300), (3, 9, 16)]
+
+_SKLEARN_VERSION = tuple(int(part) for part in sklearn.__version__.split(".")[:2])
+
+
+class _ScalerAsIn18(StandardScaler):
+    """``StandardScaler`` rounding as in scikit-learn 1.8+: centred in the data's dtype."""
+
+    def transform(self, X, copy=None):
+        X = np.asarray(X)
+        return (X - self.mean_.astype(X.dtype)) / self.scale_.astype(X.dtype)
+
+
+@pytest.fixture(autouse=True)
+def _lda_scales_as_the_current_release(monkeypatch: pytest.MonkeyPatch) -> None:
+    # scikit-learn 1.8 (StandardScaler's array API support, PR #27113) centres and scales
+    # float32 data with the mean and scale rounded to float32; 1.7 and older subtract the
+    # float64 mean and round the result. They differ in the last bit, which decides LDA on a
+    # singular covariance (the (3, 9, 16) shape). The learner follows the current
+    # release, so on an older one the reference LDA is given the current scaling.
+    if _SKLEARN_VERSION < (1, 8):
+        monkeypatch.setattr(discriminant_analysis, "StandardScaler", _ScalerAsIn18)
 
 
 def _data(seed: int, k: int, n: int, d: int, continuous: bool = False):
