@@ -29,14 +29,35 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP) system-packages
 
-# Real Fashion-MNIST ships as a Debian package; the `fashion-mnist` sample reads it.
+# Real images that ship as Debian packages, each with a path it installs: Fashion-MNIST
+# for the `fashion-mnist` sample, and the sources of benchmarks/realimages.py (two icon
+# themes, the colour emoji font and Unicode's emoji list, Wesnoth's unit sprites).
+SYSTEM_PACKAGES := \
+  dataset-fashion-mnist=/usr/share/datasets/fashion-mnist \
+  oxygen-icon-theme=/usr/share/icons/oxygen/base \
+  elementary-xfce-icon-theme=/usr/share/icons/elementary-xfce \
+  fonts-noto-color-emoji=/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf \
+  unicode-data=/usr/share/unicode/emoji/emoji-test.txt \
+  wesnoth-1.16-data=/usr/share/games/wesnoth/1.16/data/core/images/units
+
+# Installs the missing ones (as root, with apt-get; one at a time if all at once fails);
+# elsewhere it names them. Without them only the sample and the benchmark are unavailable.
 system-packages:
-	@if [ ! -d /usr/share/datasets/fashion-mnist ]; then \
+	@missing=""; \
+	for entry in $(SYSTEM_PACKAGES); do \
+	  [ -e "$${entry#*=}" ] || missing="$$missing $${entry%%=*}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
 	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-	    (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
-	      || echo "warning: could not install dataset-fashion-mnist; the fashion-mnist sample is unavailable"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -qq >/dev/null 2>&1; \
+	    apt-get install -y -qq --no-install-recommends $$missing >/dev/null 2>&1 \
+	      || for pkg in $$missing; do \
+	           apt-get install -y -qq --no-install-recommends $$pkg >/dev/null 2>&1 \
+	             || echo "warning: could not install $$pkg; the fashion-mnist sample or benchmarks/realimages.py that reads it is unavailable"; \
+	         done; \
 	  else \
-	    echo "note: run 'sudo apt-get install dataset-fashion-mnist' for the fashion-mnist sample"; \
+	    echo "note: run 'sudo apt-get install$$missing' for the fashion-mnist sample and benchmarks/realimages.py"; \
 	  fi; \
 	fi
 

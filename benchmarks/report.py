@@ -180,6 +180,20 @@ def throughput_section() -> str:
                 f"{t['reference']['images_per_second']:.1f} img/s | "
                 f"{t['speedup']:.2f}x | {target} |"
             )
+    heads = (train or {}).get("head_workload")
+    if heads:
+        ref = heads["reference"]
+        how = "measured 1 trial x 1 epoch, extrapolated" if ref["extrapolated"] else "measured"
+        arms = heads.get("arms") or {"default": {**heads["mlsel"], "speedup": heads["speedup"]}}
+        for engine, arm in arms.items():
+            lines.append(
+                f"| train, head-only search: {heads['trials']} Lite0 heads x "
+                f"{heads['epochs']} epochs, light augmentation ({heads['data']}, "
+                f"{heads['image_size']} px, CPU), total wall time, cold embedding cache "
+                f"included, {engine} embedding engine | {arm['total_seconds']:.0f} s | "
+                f"{ref['total_seconds']:.0f} s (per-batch frozen backbone, PyTorch; {how}) | "
+                f"{arm['speedup']:.1f}x | {heads['target']:.0f}x |"
+            )
     for name in ("profile_bench.json", "profile_bench_10k.json"):
         prof = _read(name)
         if prof:

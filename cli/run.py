@@ -21,7 +21,7 @@ from mlsel.cli._common import (
     print_json,
     state,
 )
-from mlsel.kernel.catalogue import display_name
+from mlsel.kernel.catalogue import ENSEMBLE_KEY, display_name
 from mlsel.kernel.errors import ConfigError, invalid_parameter
 
 if TYPE_CHECKING:
@@ -98,7 +98,12 @@ def _leaderboard(report: SearchReport, top: int) -> Table:
     table.add_column("time", justify="right", no_wrap=True)
     for row in report.rows[:top]:
         c = row.config
-        if c.get("finetune") == "linear":
+        if c.get("finetune") == "linear" and ENSEMBLE_KEY in (c.get("extra") or {}):
+            training = (
+                f"{c.get('pretrained')} ensemble of {len(c['arch'].split('+'))} linear probes, "
+                f"aug {c['augment']}, {c['image_size']} px"
+            )
+        elif c.get("finetune") == "linear":
             training = (
                 f"{c.get('pretrained')} linear probe, wd {c['weight_decay']:.0e}, "
                 f"aug {c['augment']}, {c['image_size']} px"

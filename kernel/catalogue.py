@@ -30,6 +30,7 @@ __all__ = [
     "AUGMENT_PRESETS",
     "BACKENDS",
     "CONCAT",
+    "ENSEMBLE_KEY",
     "FINETUNE_MODES",
     "FROZEN_MODES",
     "END_STATUSES",
@@ -65,6 +66,9 @@ FINETUNE_MODES: tuple[str, ...] = ("linear", "head", "partial", "full")
 FROZEN_MODES: tuple[str, ...] = ("linear", "head")
 # Joins the parts of a concatenated-embeddings arch: "efficientnet_lite0+mobilenet_v2".
 CONCAT = "+"
+# Config.extra key that makes a linear config over joined backbones an ensemble of one
+# probe per backbone: their weight decays, comma-separated, in the order of the parts.
+ENSEMBLE_KEY = "ensemble_wd"
 AUGMENT_PRESETS: tuple[str, ...] = ("none", "light", "strong")
 OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd")
 SCHEDULES: tuple[str, ...] = ("none", "cosine", "step")

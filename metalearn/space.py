@@ -240,7 +240,7 @@ def _probes(config: Config) -> list[Config]:
             lr=1e-3,
         )
         for augment in ("none", "light")
-        for wd in (1e-4, 1e-3, 1e-2)
+        for wd in (1e-3, 1e-2, 1e-1)
     ]
 
 

@@ -16,6 +16,7 @@ from mlsel.experiment_store import Store
 from mlsel.kernel.dataset import Dataset
 from mlsel.kernel.errors import StopRun
 from mlsel.kernel.records import Config, EpochCallback, EpochRecord, RunResult
+from mlsel.metalearn.cost import CostModel
 from mlsel.metalearn.search import Trainer
 
 __all__ = ["CostedTrainer", "SleepyTrainer", "TickClock", "score_of"]
@@ -111,6 +112,7 @@ class CostedTrainer:
     def __init__(self, clock: TickClock) -> None:
         self.clock = clock
         self.embedded: set[tuple[str, int, str]] = set()
+        self.model: CostModel | None = None
 
     def _done(self, config: Config) -> bool:
         from mlsel.kernel.catalogue import parts
@@ -132,10 +134,10 @@ class CostedTrainer:
         on_epoch: EpochCallback,
     ) -> tuple[str, RunResult]:
         from mlsel.kernel.catalogue import parts
-        from mlsel.metalearn.cost import CostModel
 
-        model = CostModel(device="cpu").fit(store.training_frame())
-        cost = model.predict(
+        if self.model is None:  # fitted once, on what the search's own model saw
+            self.model = CostModel(device="cpu").fit(store.training_frame())
+        cost = self.model.predict(
             config,
             store.get_profile(dataset.fingerprint),
             cached=self.cached_share(dataset, config),
@@ -151,10 +153,12 @@ class CostedTrainer:
             spent = cost.seconds_per_epoch + (cost.fixed_seconds if epoch == 1 else 0.0)
             for _ in range(max(1, round(spent / self.clock.step))):
                 self.clock.tick()
+            score = min(1.0, 0.5 * score_of(config, epoch) + bonus)
             record = EpochRecord(
                 epoch=epoch,
                 train_loss=1.0 / epoch,
-                score=min(1.0, 0.5 * score_of(config, epoch) + bonus),
+                val_loss=1.0 - score + 1e-3 * len(config.arch),
+                score=score,
                 seconds=self.clock() - start,
             )
             store.log_epoch(run_id, record)

@@ -99,10 +99,15 @@ def _frozen_model(saved: dict[str, Any], folder: Path) -> Any:
     they were trained on (found by name, checked by digest), then the saved head."""
     from mlsel.kernel.records import Config
     from mlsel.trainers.embeddings import weights_identity
-    from mlsel.trainers.frozen import build_frozen_classifier, make_head
+    from mlsel.trainers.frozen import EMBEDDING_TRANSFORM, build_frozen_classifier, make_head
     from mlsel.trainers.torch_backend import TorchvisionBackend
     from mlsel.trainers.zoo import build_torchvision
 
+    if saved.get("embedding_transform") != EMBEDDING_TRANSFORM:
+        raise TrainingError(
+            f"{folder / 'model.pt'} was saved by an earlier mlsel that fed raw embeddings to "
+            "its head; this one normalises them. Retrain the run with this version."
+        )
     parts = []
     for part in saved["frozen_backbones"]:
         # The weights installed for the arch if they are the bytes it was trained on, else

@@ -172,7 +172,7 @@ class TorchBackend(Backend):
         weights: str | None,
     ) -> _Fitted:
         """A linear probe or a head on the backbone's cached embeddings."""
-        from mlsel.trainers.frozen import embed_dataset, fit_head, fit_linear
+        from mlsel.trainers.frozen import EMBEDDING_TRANSFORM, embed_dataset, fit_head, fit_linear
 
         passes = cache.embeddings.passes_
         data = embed_dataset(dataset, config, cache.embeddings, dev, weights=weights)
@@ -202,6 +202,7 @@ class TorchBackend(Backend):
             model={
                 "head_state": outcome.head_state,
                 "frozen_backbones": [p.to_dict() for p in data.backbones],
+                "embedding_transform": EMBEDDING_TRANSFORM,
                 "embedding_dim": int(data.train.shape[-1]),
                 "dropout": 0.0 if config.finetune == "linear" else 0.2,
                 # each backbone normalises inside the model
@@ -288,6 +289,10 @@ class TorchvisionBackend(TorchBackend):
             )
         for name in names:
             _check_arch(name, config.image_size, config.pretrained is not None)
+        if config.finetune == "linear":
+            from mlsel.trainers.frozen import ensemble_strengths
+
+            ensemble_strengths(config)  # raises on a malformed ensemble
 
     def build(
         self,

@@ -30,7 +30,13 @@ from mlsel.kernel.records import Config, DatasetProfile
 from mlsel.metalearn.search import study as study_module
 from mlsel.metalearn.search.budget import Budget, Clock
 from mlsel.metalearn.search.devices import DeviceSlot, parse_gpus
-from mlsel.metalearn.search.leaderboard import LeaderboardRow, best_row, export_best, leaderboard
+from mlsel.metalearn.search.leaderboard import (
+    LeaderboardRow,
+    best_row,
+    export_best,
+    leaderboard,
+    validation_losses,
+)
 from mlsel.metalearn.search.pool import EventHook, KilledTrial
 from mlsel.metalearn.search.progress import SearchProgress
 from mlsel.metalearn.search.workers import WorkerJob
@@ -367,7 +373,14 @@ def run_search(
     pool.start()
     _close_killed(study, store, pool.run(progress, on_event))
     rows = leaderboard(study)
-    best = best_row(rows)
+    best = best_row(
+        rows, val_losses=validation_losses(store, rows), n_val=len(dataset.split("val"))
+    )
+    if best is not None and rows and best.trial != rows[0].trial:
+        notes.append(
+            f"kept trial {best.trial}: the lowest validation loss among the trials within one "
+            f"standard error of the top score (trial {rows[0].trial})"
+        )
     output = None
     if best is not None and settings.output is not None:
         output = export_best(best, store, settings.output)

@@ -111,8 +111,13 @@ class TrialLoop:
             return min(self.job.shortlist, key=lambda c: costs[c.key()])
         tried = self._tried()
         untried = [c for c in fits if c.key() not in tried]
+        cheap = [c for c in untried if costs[c.key()] <= 0.25 * left]
+        if not cheap or left < self.job.budget.total_s / 3:
+            for ensemble in self._ensembles():
+                if ensemble.key() not in tried:
+                    trial.set_user_attr("entry", ensemble.key())
+                    return ensemble
         if untried:
-            cheap = [c for c in untried if costs[c.key()] <= 0.25 * left]
             entry = (cheap or untried)[0]
             trial.set_user_attr("entry", entry.key())
             return entry
@@ -146,6 +151,38 @@ class TrialLoop:
             for t in self.study.get_trials(deepcopy=False, states=states)
             if t.number != but
         )
+
+    def _ensembles(self) -> list[Config]:
+        """Ensembles of the linear probes trained so far: the best probe of each backbone
+        (lowest validation loss), the 2, 3, ... best backbones together, each probe with
+        its own regularisation (see :func:`mlsel.trainers.frozen.fit_linear`)."""
+        from optuna.trial import TrialState
+
+        from mlsel.kernel.catalogue import CONCAT, ENSEMBLE_KEY, concat
+
+        best: dict[str, tuple[float, Config]] = {}
+        for past in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            wanted, run_id = past.user_attrs.get("config"), past.user_attrs.get("run_id")
+            if wanted is None or run_id is None:
+                continue
+            config = Config.from_dict(wanted)
+            if config.finetune != "linear" or CONCAT in config.arch or config.extra:
+                continue
+            losses = [e.val_loss for e in self.store.epochs(run_id) if e.val_loss is not None]
+            if losses and (config.arch not in best or losses[-1] < best[config.arch][0]):
+                best[config.arch] = (losses[-1], config)
+        if len(best) < 2:
+            return []
+        ranked = [config for _, config in sorted(best.values(), key=lambda item: item[0])]
+        size = ranked[0].image_size
+        ranked = [c for c in ranked if c.image_size == size and c.augment == ranked[0].augment]
+        return [
+            ranked[0].with_(
+                arch=concat([c.arch for c in ranked[:k]]),
+                extra=((ENSEMBLE_KEY, ",".join(f"{c.weight_decay:.6g}" for c in ranked[:k])),),
+            )
+            for k in range(2, len(ranked) + 1)
+        ]
 
     def _tried(self) -> dict[str, float]:
         """Shortlist entries that trials have drawn so far, with their best score (-1 for

@@ -21,6 +21,7 @@ from mlsel.metalearn.search import (
     parse_gpus,
     run_search,
 )
+from mlsel.metalearn.search.leaderboard import LeaderboardRow, best_row
 from mlsel.metalearn.search.progress import SearchProgress
 from tests.standin import CostedTrainer, SleepyTrainer, TickClock
 
@@ -341,9 +342,11 @@ def test_the_search_spends_at_least_80_percent_of_its_budget_training(colour, ml
     assert report.progress.skipped <= 2, report.progress.skipped
     best = report.best
     assert best is not None and best.config["finetune"] == "linear"
-    # the shortlist's entries were each tried, then the best moved around
+    # the shortlist's entries were each tried, and ensembles of the probes trained so far
     entries = {row.config["arch"] for row in report.rows}
     assert len(entries) >= 3, entries
+    ensembles = [r for r in report.rows if "ensemble_wd" in r.config["extra"]]
+    assert ensembles and all("+" in r.arch for r in ensembles)
 
 
 @pytest.mark.slow
@@ -361,3 +364,19 @@ def test_a_budget_too_short_for_any_config_still_trains_the_cheapest(colour, tmp
     report = run_search(colour, settings)
     assert report.progress.started >= 1
     assert sum(report.progress.statuses.values()) >= 1, report.progress.statuses
+
+
+def _row(trial: int, score: float, run_id: str) -> LeaderboardRow:
+    return LeaderboardRow(
+        rank=trial, trial=trial, status="completed", score=score, arch="a", run_id=run_id
+    )
+
+
+def test_the_kept_trial_is_the_lowest_loss_within_one_standard_error_of_the_top():
+    rows = [_row(0, 0.70, "r0"), _row(1, 0.68, "r1"), _row(2, 0.50, "r2")]
+    losses = {"r0": 0.9, "r1": 0.6, "r2": 0.1}
+    # 100 val images: one standard error at 0.70 is 0.046, so trial 1 is as good as 0
+    assert best_row(rows, val_losses=losses, n_val=100).trial == 1
+    # 10,000 val images tell 0.70 from 0.68 apart: the top score stays
+    assert best_row(rows, val_losses=losses, n_val=10_000).trial == 0
+    assert best_row(rows).trial == 0  # without losses, the top score

