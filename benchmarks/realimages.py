@@ -548,17 +548,23 @@ def _features(arch: str, pixels: Any) -> Any:
 _PROBE_FEATURES: dict[frozenset[str], tuple[dict[str, dict[str, Any]], float]] = {}
 
 
+def _digest(path: Path) -> str:
+    return hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()
+
+
 def _pool_features(paths: list[Path]) -> tuple[dict[str, dict[str, Any]], float]:
-    """Features of every image by backbone and real path, and the seconds they took."""
+    """Features of every image by backbone and content digest (each seed's folders hold
+    links or copies of the same files), and the seconds they took."""
     import numpy as np
 
     from mlsel.kernel.images import decode
 
-    key = frozenset(str(p.resolve()) for p in paths)
+    by_digest = {_digest(p): p for p in paths}
+    key = frozenset(by_digest)
     if key not in _PROBE_FEATURES:
         start = time.perf_counter()
-        ordered = sorted(key)
-        pixels = np.stack([decode(p, PROBE_SIZE) for p in ordered])
+        ordered = sorted(by_digest)
+        pixels = np.stack([decode(by_digest[d], PROBE_SIZE) for d in ordered])
         by_arch = {
             arch: dict(zip(ordered, _features(arch, pixels), strict=True)) for arch in BACKBONES
         }
@@ -583,7 +589,7 @@ def arm_probe(folder: Path) -> dict[str, Any]:
     scores: dict[str, dict[str, float]] = {}
     for arch in BACKBONES:
         features = {
-            split: np.stack([by_arch[arch][str(Path(p).resolve())] for p in paths])
+            split: np.stack([by_arch[arch][_digest(Path(p))] for p in paths])
             for split, (paths, _) in items.items()
         }
         probe = LogisticRegression(max_iter=2000).fit(features["train"], items["train"][1])

@@ -40,6 +40,8 @@ def _config(
 
     backend = backend or ("ultralytics" if arch.startswith("yolo") else "torchvision")
     given = {k: v for k, v in options.items() if v is not None}
+    if finetune == "linear":  # a probe is fitted once: one "epoch"
+        given.setdefault("epochs", 1)
     return Config(
         backend=backend,
         arch=arch,
@@ -84,11 +86,22 @@ def train_command(
     finetune: Annotated[
         str | None,
         typer.Option(
-            "--finetune", help="head, partial or full (default: head if pretrained, else full)."
+            "--finetune",
+            help=(
+                "linear (a probe on frozen embeddings), head, partial or full (default: head "
+                "if pretrained, else full)."
+            ),
         ),
     ] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Epochs (default 10).")] = None,
     lr: Annotated[float | None, typer.Option("--lr", help="Learning rate (default 1e-4).")] = None,
+    weight_decay: Annotated[
+        float | None,
+        typer.Option(
+            "--weight-decay",
+            help="L2 strength (default 1e-4); for linear, C = 1 / (weight_decay * n_train).",
+        ),
+    ] = None,
     batch_size: Annotated[
         int | None, typer.Option("--batch-size", help="Batch (default 8).")
     ] = None,
@@ -125,6 +138,7 @@ def train_command(
         {
             "epochs": epochs,
             "lr": lr,
+            "weight_decay": weight_decay,
             "batch_size": batch_size,
             "image_size": image_size,
             "augment": augment,
