@@ -680,7 +680,8 @@ def markdown(results: dict[str, Any], summary: dict[str, Any]) -> str:
         "Test macro F1 and wall seconds, mean over seeds (min-max). Arms: (a) "
         f"`mlsel run --budget {budget} --gpus cpu` (fresh home, cold cache); (b) the best "
         "on val of linear probes on frozen ImageNet features (EfficientNet-Lite0/1/2, "
-        "MobileNetV2, 224 px, logistic regression); (c) `mlsel train` EfficientNet-Lite0, "
+        "MobileNetV2, SqueezeNet 1.1, 224 px, logistic regression); (c) `mlsel train` "
+        "EfficientNet-Lite0, "
         "head, 224 px, 10 epochs, light augmentation. All select on val and score test.",
         "",
         "| task | classes | train/val/test | (a) F1 | (a) s | (b) F1 | (b) s | (b) backbones "

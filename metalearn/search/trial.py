@@ -98,11 +98,13 @@ class TrialLoop:
         """Draw from the ranked shortlist what fits the time left.
 
         Each entry that fits is tried once, in the ranker's order, cheap ones first (those
-        predicted to take at most a quarter of the time left). Once every fitting entry
-        has been tried, the best entries so far are trained again with their learning
-        rate, regularisation and seed moved around them (sampled by Optuna, so that it
-        learns which moves pay). When nothing fits, the cheapest entry is trained anyway:
-        a short budget still trains something.
+        predicted to take at most a quarter of the time left; a frozen backbone whose
+        embeddings are cached costs next to nothing). When no cheap entry is left, or a
+        third of the budget is, ensembles of the linear probes trained so far come first
+        (:meth:`_ensembles`). Once every fitting entry has been tried, the best entries so
+        far are trained again with their learning rate, regularisation and seed moved
+        around them (sampled by Optuna, so that it learns which moves pay). When nothing
+        fits, the cheapest entry is trained anyway: a short budget still trains something.
         """
         left = self.job.budget.left()
         costs = {c.key(): self._cost(c) for c in self.job.shortlist}

@@ -34,7 +34,7 @@ def test_the_corpus_is_big_and_varied_and_its_grid_spans_the_space() -> None:
     sizes = [t.per_class for t in tasks if t.family == "subset"]
     assert min(sizes) == 5 and max(sizes) == 500
     assert len(GRID) >= 16 and len({c.key() for c in GRID}) == len(GRID)
-    assert {c.finetune for c in GRID} == {"head", "partial", "full"}
+    assert {c.finetune for c in GRID} == {"linear", "head", "partial", "full"}
     assert {c.augment for c in GRID} == {"none", "light", "strong"}
     assert {c.pretrained for c in GRID} == {"imagenet", None}
 
