@@ -141,7 +141,7 @@ def _table(report: Any) -> Any:
     table = Table()
     score = "score" if report.scorer == "ranker" else "rule score"
     table.add_column("#", justify="right")
-    table.add_column("model", overflow="fold")
+    table.add_column("model", no_wrap=True)
     table.add_column("training", ratio=2)
     table.add_column(score, justify="right")
     table.add_column("time", justify="right", no_wrap=True)
@@ -159,7 +159,7 @@ def _table(report: Any) -> Any:
                 f"{weights}, {c.finetune}, lr {c.lr:g}, {c.optimizer}, aug {c.augment}, "
                 f"{c.epochs} ep, {c.image_size} px"
             )
-        name = display_name(c.arch)
+        name = display_name(c.arch).replace("+", "+\n")  # one backbone a line
         model = name if c.backend == "torchvision" else f"{name} ({c.backend})"
         table.add_row(
             str(s.rank),
