@@ -321,20 +321,27 @@ def test_a_resumed_search_counts_the_best_of_its_earlier_trials(digits, mlsel_ho
     assert second.progress.started == 1  # the counts are this command's
 
 
-@pytest.mark.slow
-def test_the_search_spends_at_least_80_percent_of_its_budget_training(colour, mlsel_home, tmp_path):
-    # The whole candidate space, drawn from the ranked shortlist, on a machine exactly as
-    # fast as the cost model predicts: trials fill the budget instead of being skipped.
+def _whole_space(budget_s: float, tmp_path: Path) -> SearchSettings:
+    """The default search (whole space, shortlist, warm start) on a ticking clock, trained
+    by a stand-in exactly as fast as the cost model predicts."""
     clock = TickClock(tmp_path / "clock", step=0.5)
-    settings = SearchSettings(
-        budget_s=180,
+    trainer = CostedTrainer(clock)
+    return SearchSettings(
+        budget_s=budget_s,
         gpus="cpu",
         output=None,
         refit=False,
         clock=clock,
-        trainer=CostedTrainer(clock),
+        trainer=trainer,
         seed=0,
     )
+
+
+@pytest.mark.slow
+def test_the_search_spends_at_least_80_percent_of_its_budget_training(colour, mlsel_home, tmp_path):
+    # The whole candidate space, drawn from the ranked shortlist, on a machine exactly as
+    # fast as the cost model predicts: trials fill the budget instead of being skipped.
+    settings = _whole_space(180, tmp_path)
     report = run_search(colour, settings)
     runs = Store.open(mlsel_home).runs_frame()
     trained = float(runs.filter(runs["source"] == "local")["wall_seconds"].sum())
@@ -351,17 +358,7 @@ def test_the_search_spends_at_least_80_percent_of_its_budget_training(colour, ml
 
 @pytest.mark.slow
 def test_a_budget_too_short_for_any_config_still_trains_the_cheapest(colour, tmp_path):
-    clock = TickClock(tmp_path / "clock", step=0.5)
-    settings = SearchSettings(
-        budget_s=2,
-        gpus="cpu",
-        output=None,
-        refit=False,
-        clock=clock,
-        trainer=CostedTrainer(clock),
-        seed=0,
-    )
-    report = run_search(colour, settings)
+    report = run_search(colour, _whole_space(2, tmp_path))
     assert report.progress.started >= 1
     assert sum(report.progress.statuses.values()) >= 1, report.progress.statuses
 
