@@ -57,6 +57,10 @@ class SleepyTrainer:
         """Nothing is cached: a stand-in has no one-off work."""
         return 0.0
 
+    def fit_final(self, dataset: Dataset, config: Config, folder: Path, *, run: RunResult) -> bool:
+        """A stand-in keeps the run's own model."""
+        return False
+
     def train(
         self,
         dataset: Dataset,
@@ -123,6 +127,10 @@ class CostedTrainer:
 
     def cached_share(self, dataset: Dataset, config: Config) -> float:
         return 1.0 if self._done(config) else 0.0
+
+    def fit_final(self, dataset: Dataset, config: Config, folder: Path, *, run: RunResult) -> bool:
+        """A stand-in keeps the run's own model."""
+        return False
 
     def train(
         self,

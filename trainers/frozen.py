@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from mlsel.kernel.catalogue import ENSEMBLE_KEY, parts
@@ -52,6 +52,7 @@ __all__ = [
     "fit_linear",
     "power_normalise",
     "views_of",
+    "with_val_in_train",
 ]
 
 logger = logging.getLogger(__name__)
@@ -97,6 +98,26 @@ class Embedded:
     backbones: list[FrozenBackbone]
     seconds: float
     dims: list[int] = field(default_factory=list)  # each backbone's share of D, in order
+
+
+def with_val_in_train(data: Embedded) -> Embedded:
+    """``data`` with the val images added to the training images: what a final fit of a
+    kept probe trains on.
+
+    The val images have only their plain view cached (evaluation needs no other), so it
+    stands in for each of their augmented views: every image weighs the same in the fit,
+    and nothing is embedded again. ``val`` stays as it was, so scores on it are no longer
+    held-out scores.
+    """
+    import torch
+
+    views = data.train.shape[0]
+    extra = data.val.unsqueeze(0).expand(views, -1, -1)
+    return replace(
+        data,
+        train=torch.cat([data.train, extra], dim=1),
+        train_y=torch.cat([data.train_y, data.val_y]),
+    )
 
 
 # What FrozenClassifier does to each embedding; saved with the model, checked on load.

@@ -20,6 +20,8 @@ from mlsel.trainers.base import Backend
 from mlsel.trainers.checks import check_config
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from mlsel.experiment_store.store import Store
     from mlsel.kernel.dataset import Dataset
     from mlsel.trainers.cache import TensorCache
@@ -188,6 +190,25 @@ class CachedTrainer:
         from mlsel.trainers.frozen import cached_share
 
         return cached_share(dataset, config, self.cache.embeddings)
+
+    def fit_final(self, dataset: Dataset, config: Config, folder: Path, *, run: RunResult) -> bool:
+        """Refit a kept linear probe on train + val into ``folder`` (see
+        :meth:`~mlsel.trainers.torch_backend.TorchBackend.fit_final`); other configs are
+        not refitted: their fit costs a run, and their epochs were chosen on val."""
+        from mlsel.trainers.torch_backend import TorchBackend
+
+        backend = get_backend(config.backend)
+        if config.finetune != "linear" or not isinstance(backend, TorchBackend):
+            return False
+        backend.fit_final(
+            dataset,
+            config,
+            folder,
+            metrics=dict(run.metrics),
+            confusion=run.confusion,
+            cache=self.cache,
+        )
+        return True
 
     def train(
         self,

@@ -162,6 +162,46 @@ class TorchBackend(Backend):
             },
         )
 
+    def fit_final(
+        self,
+        dataset: Dataset,
+        config: Config,
+        folder: Path,
+        *,
+        metrics: dict[str, float],
+        confusion: Any,
+        cache: TensorCache | None = None,
+    ) -> float:
+        """Refit a kept linear probe on train + val and save it to ``folder``, as a run
+        would be saved: the model a search hands over once selection is done.
+
+        The probe was chosen on val; fitting it again with the val images too gives it a
+        third more data, and costs one fit on embeddings that are cached already. The
+        saved metrics and confusion are the selection run's (given), the only held-out
+        figures there are; the curve is left out. Returns the seconds it took.
+
+        Raises:
+            ConfigError: ``config`` is not a linear probe.
+        """
+        import numpy as np
+
+        from mlsel.trainers.cache import TensorCache
+
+        if config.finetune != "linear":
+            raise ConfigError(
+                f"Only a linear probe is refitted on train + val; {config.arch} has finetune "
+                f"{config.finetune!r}. Use the run's own model."
+            )
+        started = time.perf_counter()
+        cache = cache if cache is not None else TensorCache()
+        fitted = self._fit_frozen(
+            dataset, config, resolve_device("cpu"), None, cache, None, with_val=True
+        )
+        fitted.curve = []
+        saved_confusion = None if confusion is None else np.asarray(confusion)
+        self._save(Path(folder), fitted, dataset, config, metrics, saved_confusion)
+        return time.perf_counter() - started
+
     def _fit_frozen(
         self,
         dataset: Dataset,
@@ -170,13 +210,24 @@ class TorchBackend(Backend):
         on_epoch: EpochCallback | None,
         cache: TensorCache,
         weights: str | None,
+        *,
+        with_val: bool = False,
     ) -> _Fitted:
-        """A linear probe or a head on the backbone's cached embeddings."""
-        from mlsel.trainers.frozen import EMBEDDING_TRANSFORM, embed_dataset, fit_head, fit_linear
+        """A linear probe or a head on the backbone's cached embeddings (a probe on train
+        and val together when ``with_val``)."""
+        from mlsel.trainers.frozen import (
+            EMBEDDING_TRANSFORM,
+            embed_dataset,
+            fit_head,
+            fit_linear,
+            with_val_in_train,
+        )
 
         passes = cache.embeddings.passes_
         data = embed_dataset(dataset, config, cache.embeddings, dev, weights=weights)
         embedded = cache.embeddings.passes_ - passes
+        if with_val:
+            data = with_val_in_train(data)
         if config.finetune == "linear":
             outcome = fit_linear(data, config, dataset.num_classes)
             try:

@@ -9,6 +9,9 @@ gave. Three instants make that hold:
 * ``deadline``: start + budget;
 * ``kill_at``: a worker still busy (one very long epoch) is terminated.
 
+After the trials, the export and a final fit of the kept model take what is left of half
+the tolerance (:meth:`Budget.wrap_up_left`).
+
 Times are values of the budget's clock, ``time.time()`` unless a test injects another:
 worker processes share it, so it must be picklable (a module-level function or object).
 """
@@ -82,6 +85,12 @@ class Budget:
     def left(self, now: float | None = None) -> float:
         """Seconds left until running trials must stop (never negative)."""
         return max(0.0, self.stop_at - (self.clock() if now is None else now))
+
+    def wrap_up_left(self, now: float | None = None) -> float:
+        """Seconds the work after the trials (the export, a final fit) may still take and
+        end within half the tolerance past the deadline (never negative)."""
+        end = self.deadline + 0.5 * self.tolerance_s
+        return max(0.0, end - (self.clock() if now is None else now))
 
     def expired(self, now: float | None = None) -> bool:
         return (self.clock() if now is None else now) >= self.stop_at

@@ -10,7 +10,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LeaderboardRow", "best_row", "export_best", "leaderboard", "validation_losses"]
+__all__ = [
+    "LeaderboardRow",
+    "best_row",
+    "export_best",
+    "fit_final",
+    "leaderboard",
+    "validation_losses",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -152,3 +159,57 @@ def export_best(row: LeaderboardRow, store: Any, output: Path) -> Path:
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
     (output / "config.json").write_text(json.dumps(record.config.to_dict(), indent=2))
     return output
+
+
+#: Files of a final fit that replace the kept run's in the export (the rest, the run's
+#: metrics, curve and plots, are the held-out record of the selection).
+_FINAL_FILES = ("model.pt",)
+
+
+def fit_final(
+    row: LeaderboardRow,
+    store: Any,
+    trainer: Any,
+    dataset: Any,
+    output: Path,
+    seconds_left: float,
+) -> str | None:
+    """Refit the kept config on train and val together, into the exported ``output``.
+
+    Selection is over once the best row is kept, so val has nothing left to tell; a
+    linear probe fitted again with it has a third more data for the cost of one fit on
+    cached embeddings. It runs when the kept run's own fit (embedding aside) is predicted
+    to end within ``seconds_left``. ``metrics.json`` records it under ``final_fit``; the
+    scores there stay those of the fit on train alone, measured on val.
+
+    Returns:
+        A note for the report, or ``None`` when the trainer does not refit this config.
+    """
+    import tempfile
+    import time
+
+    record = store.get_run(row.run_id)
+    result = record.result
+    embedding = float(result.hardware.get("embedding_seconds", 0) or 0)
+    predicted = 2.0 * max(result.wall_seconds - embedding, 0.0) + 2.0
+    if predicted > seconds_left:
+        return (
+            f"the kept model was not refitted on train + val: about {predicted:.0f} s "
+            f"needed, {seconds_left:.0f} s left"
+        )
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(dir=output.parent, prefix=".final-") as tmp:
+        if not trainer.fit_final(dataset, record.config, Path(tmp), run=result):
+            return None
+        for name in _FINAL_FILES:
+            shutil.copy2(Path(tmp) / name, output / name)
+    seconds = time.perf_counter() - started
+    images = len(dataset.split("train")) + len(dataset.split("val"))
+    metrics_file = output / "metrics.json"
+    metrics = json.loads(metrics_file.read_text())
+    metrics["final_fit"] = {"splits": "train+val", "images": images, "seconds": seconds}
+    metrics_file.write_text(json.dumps(metrics, indent=2, default=str))
+    return (
+        f"the kept model in {output} was refitted on train + val ({images} images, "
+        f"{seconds:.1f} s); its score is the one measured on val before"
+    )

@@ -34,6 +34,7 @@ from mlsel.metalearn.search.leaderboard import (
     LeaderboardRow,
     best_row,
     export_best,
+    fit_final,
     leaderboard,
     validation_losses,
 )
@@ -384,6 +385,9 @@ def run_search(
     output = None
     if best is not None and settings.output is not None:
         output = export_best(best, store, settings.output)
+        final = fit_final(best, store, jobs[0].trainer, dataset, output, budget.wrap_up_left())
+        if final is not None:
+            notes.append(final)
     elif best is None:
         notes.append("no trial finished with a score: nothing to export.")
     refit_text = _maybe_refit(store, home) if settings.refit else None

@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from mlsel.experiment_store import Store
     from mlsel.kernel.dataset import Dataset
     from mlsel.kernel.records import Config, EpochCallback, RunResult
@@ -48,4 +50,11 @@ class Trainer(Protocol):
     def cached_share(self, dataset: Dataset, config: Config) -> float:
         """The share (0 to 1) of ``config``'s one-off work already done and kept, e.g. the
         embeddings of a frozen backbone: the cost model predicts the rest."""
+        ...
+
+    def fit_final(self, dataset: Dataset, config: Config, folder: Path, *, run: RunResult) -> bool:
+        """Refit the search's kept ``config`` on train and val together into ``folder``
+        (saved as a run's model is, with ``run``'s metrics, the held-out ones), once
+        selection is done. Returns ``False``, and leaves ``folder`` alone, for a config it
+        does not refit."""
         ...

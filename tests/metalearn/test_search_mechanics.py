@@ -377,3 +377,40 @@ def test_the_kept_trial_is_the_lowest_loss_within_one_standard_error_of_the_top(
     # 10,000 val images tell 0.70 from 0.68 apart: the top score stays
     assert best_row(rows, val_losses=losses, n_val=10_000).trial == 0
     assert best_row(rows).trial == 0  # without losses, the top score
+
+
+def test_a_kept_linear_probe_is_exported_refitted_on_train_and_val(digits, tmp_path, monkeypatch):
+    # The real trainer, one linear probe on real digits: the exported model is the probe
+    # fitted again on train + val, and the export says so beside the held-out scores.
+    import json
+
+    import torch
+
+    from mlsel.metalearn.space import CandidateSpace
+    from mlsel.trainers import CachedTrainer, Predictor
+
+    monkeypatch.setenv("MLSEL_CACHE_DIR", str(tmp_path / "machine-cache"))
+    fixed = {"image_size": 32, "pretrained": "imagenet", "finetune": "linear", "epochs": 1}
+    settings = _settings(
+        space=CandidateSpace(architectures={"efficientnet_lite0": ("torchvision", "classify")}),
+        fixed={**fixed, "augment": "none"},
+        trainer=CachedTrainer(),
+        max_trials=1,
+        output=tmp_path / "best",
+    )
+    report = run_search(digits, settings)
+    assert report.best is not None and report.output == tmp_path / "best"
+    assert any("refitted on train + val" in note for note in report.notes), report.notes
+    exported = json.loads((tmp_path / "best" / "metrics.json").read_text())
+    assert exported["final_fit"]["splits"] == "train+val"
+    assert exported["score"] == pytest.approx(report.best.score)  # the held-out score
+    run_dir = Path(Store.open().get_run(report.best.run_id).result.artifact_dir)
+    heads = [
+        torch.load(folder / "model.pt", weights_only=True)["head_state"]["1.weight"]
+        for folder in (run_dir, tmp_path / "best")
+    ]
+    assert not torch.equal(*heads)  # the run keeps its own fit; the export has the refit
+    from mlsel.profilers import read_dataset
+
+    items = read_dataset(digits).split("val")
+    assert len(Predictor(tmp_path / "best").predict([item.path for item in items])) == len(items)

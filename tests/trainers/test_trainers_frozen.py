@@ -329,3 +329,73 @@ def test_invalid_frozen_configs_are_errors_before_any_run(digits, tmp_path: Path
         frozen.embed_dataset(
             digits, PLAIN.with_(arch=CONCAT), _cache(tmp_path).embeddings, CPU, weights=weights
         )
+
+
+def test_final_fit_refits_a_kept_probe_on_train_and_val_from_the_cache(
+    digits, tmp_path: Path, mlsel_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlsel.trainers import CachedTrainer, Predictor
+    from mlsel.trainers.torch_backend import TorchvisionBackend
+
+    cache = _cache(tmp_path / "emb")
+    _, result = train(digits, LINEAR, store=Store.open(), device="cpu", cache=cache)
+    fitted_on: list[tuple[int, ...]] = []
+    real = frozen.fit_linear
+
+    def spy(data: frozen.Embedded, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        fitted_on.append(tuple(data.train.shape))
+        return real(data, *args, **kwargs)
+
+    monkeypatch.setattr(frozen, "fit_linear", spy)
+    passes = cache.embeddings.passes_
+    folder = tmp_path / "final"
+    TorchvisionBackend().fit_final(
+        digits,
+        LINEAR,
+        folder,
+        metrics=dict(result.metrics),
+        confusion=result.confusion,
+        cache=cache,
+    )
+    assert cache.embeddings.passes_ == passes  # every embedding came from the cache
+    n_train, n_val = _sizes(digits)
+    views = 1 + AUGMENTED_VIEWS
+    ((v, n, _),) = fitted_on
+    assert (v, n) == (views, n_train + n_val)  # each val image once per view slot
+    run_head = torch.load(Path(result.artifact_dir) / "model.pt", weights_only=True)["head_state"]
+    final_head = torch.load(folder / "model.pt", weights_only=True)["head_state"]
+    assert not torch.allclose(run_head["1.weight"], final_head["1.weight"])
+    # The saved figures are the selection run's held-out ones, and the model loads.
+    import json
+
+    saved = json.loads((folder / "metrics.json").read_text())
+    assert saved["metrics"] == pytest.approx(dict(result.metrics))
+    assert saved["curve"] == []
+    items = digits.split("val")
+    labels = Predictor(folder).predict([item.path for item in items])
+    assert np.mean([a == item.label for a, item in zip(labels, items, strict=True)]) >= 0.9
+
+    # Configs whose fit costs a run are not refitted: the trainer says so, writes nothing.
+    head = LINEAR.with_(finetune="head", epochs=2)
+    assert not CachedTrainer().fit_final(digits, head, tmp_path / "no", run=result)
+    assert not (tmp_path / "no").exists()
+    with pytest.raises(ConfigError, match="linear probe"):
+        TorchvisionBackend().fit_final(digits, head, folder, metrics={}, confusion=None)
+
+
+def test_val_joins_the_training_views_with_its_plain_embedding() -> None:
+    train_x, val_x = torch.randn(3, 5, 4), torch.randn(2, 4)
+    data = frozen.Embedded(
+        train=train_x,
+        train_y=torch.tensor([0, 1, 0, 1, 0]),
+        val=val_x,
+        val_y=torch.tensor([1, 0]),
+        backbones=[],
+        seconds=0.0,
+    )
+    joined = frozen.with_val_in_train(data)
+    assert joined.train.shape == (3, 7, 4)
+    assert torch.equal(joined.train[:, :5], train_x)
+    assert all(torch.equal(joined.train[v, 5:], val_x) for v in range(3))
+    assert joined.train_y.tolist() == [0, 1, 0, 1, 0, 1, 0]
+    assert torch.equal(joined.val, val_x)
