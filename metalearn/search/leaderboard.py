@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "FINAL_DIR",
     "LeaderboardRow",
     "best_row",
     "export_best",
@@ -133,8 +134,10 @@ def validation_losses(store: Any, rows: list[LeaderboardRow]) -> dict[str, float
     return out
 
 
-def export_best(row: LeaderboardRow, store: Any, output: Path) -> Path:
-    """Copy the best run's artifacts to ``output`` with ``metrics.json`` and ``config.json``.
+def export_best(row: LeaderboardRow, store: Any, output: Path, final: Path | None = None) -> Path:
+    """Copy the best run's artifacts to ``output`` with ``metrics.json`` and ``config.json``;
+    the model is the one refitted on train + val when ``final`` (:func:`fit_final`'s
+    folder) is given, and ``metrics.json`` says so under ``final_fit``.
 
     Returns:
         ``output``. A run whose trainer kept no artifact folder still gets both JSON files
@@ -145,7 +148,9 @@ def export_best(row: LeaderboardRow, store: Any, output: Path) -> Path:
     output.mkdir(parents=True, exist_ok=True)
     artifacts = record.result.artifact_dir
     if artifacts and Path(artifacts).is_dir():
-        shutil.copytree(artifacts, output, dirs_exist_ok=True)
+        shutil.copytree(
+            artifacts, output, dirs_exist_ok=True, ignore=shutil.ignore_patterns(FINAL_DIR)
+        )
     else:
         logger.warning(
             "run %s kept no artifact folder; only its metrics and config are exported", row.run_id
@@ -156,60 +161,63 @@ def export_best(row: LeaderboardRow, store: Any, output: Path) -> Path:
         **record.result.to_dict(),
         "trial": row.trial,
     }
+    if final is not None:
+        shutil.copy2(final / "model.pt", output / "model.pt")
+        metrics["final_fit"] = json.loads((final / "metrics.json").read_text())["final_fit"]
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
     (output / "config.json").write_text(json.dumps(record.config.to_dict(), indent=2))
     return output
 
 
-#: Files of a final fit that replace the kept run's in the export (the rest, the run's
-#: metrics, curve and plots, are the held-out record of the selection).
-_FINAL_FILES = ("model.pt",)
+#: The folder, inside the kept run's own, of its model refitted on train + val.
+FINAL_DIR = "final"
 
 
 def fit_final(
-    row: LeaderboardRow,
-    store: Any,
-    trainer: Any,
-    dataset: Any,
-    output: Path,
-    seconds_left: float,
-) -> str | None:
-    """Refit the kept config on train and val together, into the exported ``output``.
+    row: LeaderboardRow, store: Any, trainer: Any, dataset: Any, seconds_left: float
+) -> tuple[Path | None, str | None]:
+    """Refit the kept config on train and val together, into ``<run folder>/final/``.
 
     Selection is over once the best row is kept, so val has nothing left to tell; a
     linear probe fitted again with it has a third more data for the cost of one fit on
-    cached embeddings. It runs when the kept run's own fit (embedding aside) is predicted
-    to end within ``seconds_left``. ``metrics.json`` records it under ``final_fit``; the
-    scores there stay those of the fit on train alone, measured on val.
+    cached embeddings. (Other configs are kept as trained: their fit costs a run, and
+    their epochs were chosen on val.) It runs when the kept run's own fit, embedding
+    aside, is predicted to end within ``seconds_left``. The folder is a run's model
+    folder whose ``metrics.json`` keeps the run's held-out scores and says, under
+    ``final_fit``, what the model was fitted on.
 
     Returns:
-        A note for the report, or ``None`` when the trainer does not refit this config.
+        ``(folder, note)``: the folder (``None`` when nothing was refitted) and a note for
+        the report (``None`` when there is nothing to say).
     """
-    import tempfile
     import time
 
     record = store.get_run(row.run_id)
     result = record.result
+    if record.config.finetune != "linear" or not result.artifact_dir:
+        return None, None
     embedding = float(result.hardware.get("embedding_seconds", 0) or 0)
     predicted = 2.0 * max(result.wall_seconds - embedding, 0.0) + 2.0
     if predicted > seconds_left:
-        return (
-            f"the kept model was not refitted on train + val: about {predicted:.0f} s "
+        return None, (
+            f"the kept probe was not refitted on train + val: about {predicted:.0f} s "
             f"needed, {seconds_left:.0f} s left"
         )
+    folder = Path(result.artifact_dir) / FINAL_DIR
+    partial = folder.with_name(f".{FINAL_DIR}-partial")
+    shutil.rmtree(partial, ignore_errors=True)
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(dir=output.parent, prefix=".final-") as tmp:
-        if not trainer.fit_final(dataset, record.config, Path(tmp), run=result):
-            return None
-        for name in _FINAL_FILES:
-            shutil.copy2(Path(tmp) / name, output / name)
-    seconds = time.perf_counter() - started
+    if not trainer.fit_final(dataset, record.config, partial, run=result):
+        shutil.rmtree(partial, ignore_errors=True)
+        return None, None
     images = len(dataset.split("train")) + len(dataset.split("val"))
-    metrics_file = output / "metrics.json"
-    metrics = json.loads(metrics_file.read_text())
-    metrics["final_fit"] = {"splits": "train+val", "images": images, "seconds": seconds}
-    metrics_file.write_text(json.dumps(metrics, indent=2, default=str))
-    return (
-        f"the kept model in {output} was refitted on train + val ({images} images, "
-        f"{seconds:.1f} s); its score is the one measured on val before"
+    seconds = time.perf_counter() - started
+    saved = json.loads((partial / "metrics.json").read_text())
+    saved["final_fit"] = {"splits": "train+val", "images": images, "seconds": seconds}
+    (partial / "metrics.json").write_text(json.dumps(saved, indent=2))
+    shutil.rmtree(folder, ignore_errors=True)
+    partial.rename(folder)
+    return folder, (
+        f"the kept probe was refitted on train + val ({images} images, {seconds:.1f} s) in "
+        f"{folder}; the score shown is the one measured on val before"
     )

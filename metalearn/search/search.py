@@ -382,12 +382,12 @@ def run_search(
             f"kept trial {best.trial}: the lowest validation loss among the trials within one "
             f"standard error of the top score (trial {rows[0].trial})"
         )
-    output = None
+    output = final = None
+    if best is not None:
+        final, note = fit_final(best, store, jobs[0].trainer, dataset, budget.wrap_up_left())
+        notes += [note] if note else []
     if best is not None and settings.output is not None:
-        output = export_best(best, store, settings.output)
-        final = fit_final(best, store, jobs[0].trainer, dataset, output, budget.wrap_up_left())
-        if final is not None:
-            notes.append(final)
+        output = export_best(best, store, settings.output, final)
     elif best is None:
         notes.append("no trial finished with a score: nothing to export.")
     refit_text = _maybe_refit(store, home) if settings.refit else None

@@ -405,6 +405,11 @@ def test_a_kept_linear_probe_is_exported_refitted_on_train_and_val(digits, tmp_p
     assert exported["final_fit"]["splits"] == "train+val"
     assert exported["score"] == pytest.approx(report.best.score)  # the held-out score
     run_dir = Path(Store.open().get_run(report.best.run_id).result.artifact_dir)
+    # the refit is kept beside the run's own model, and the export is that refit
+    final = run_dir / "final"
+    assert (final / "model.pt").read_bytes() == (tmp_path / "best" / "model.pt").read_bytes()
+    assert json.loads((final / "metrics.json").read_text())["final_fit"] == exported["final_fit"]
+    assert not (tmp_path / "best" / "final").exists()
     heads = [
         torch.load(folder / "model.pt", weights_only=True)["head_state"]["1.weight"]
         for folder in (run_dir, tmp_path / "best")
