@@ -43,6 +43,8 @@ def refit_command(
         f"ranker {report.version}: {report.rows} runs, {report.n_datasets} datasets, "
         f"evaluated leave-one-{evaluation['group_by']}-out in {evaluation['folds']} folds"
     )
+    if "candidate" in evaluation:
+        console.print(_gate_table(evaluation))
     colour = "green" if report.activated else "yellow"
     verb = "activated" if report.activated else "not activated"
     console.print(f"[{colour}]{verb}[/]: {report.reason}")
@@ -58,6 +60,36 @@ def _table(summary: dict[str, dict[str, float]]) -> Any:
     for method, values in summary.items():
         style = "bold" if method == "ranker" else None
         table.add_row(method, *(f"{values[m]:.3f}" for m in _METRICS), style=style)
+    return table
+
+
+def _gate_table(evaluation: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    active, compared = evaluation["active"], evaluation["compared_on"]
+    names = [d["name"] or d["dataset"] for fold in compared["folds"] for d in fold]
+    shown = ", ".join(names[:6]) + (f", ... ({len(names) - 6} more)" if len(names) > 6 else "")
+    table = Table(
+        title=(
+            f"The gate: both on the same {compared['n_datasets']} held-out datasets in "
+            f"{compared['n_folds']} folds"
+        ),
+        caption=shown,
+    )
+    table.add_column("ranker")
+    table.add_column("scored")
+    for metric in ("regret@1", "ndcg@5"):
+        table.add_column(metric, justify="right")
+    rows = [
+        ("candidate", "fitted on each fold", evaluation["candidate"]),
+        (
+            active["version"] if active["scored_by"] != "rules" else "rules",
+            active["note"],
+            active,
+        ),
+    ]
+    for name, how, values in rows:
+        table.add_row(name, how, *(f"{values[m]:.3f}" for m in ("regret@1", "ndcg@5")))
     return table
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -13,7 +14,7 @@ from mlsel.cli._common import console, open_store, print_json, state
 from mlsel.kernel.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
-    from mlsel.experiment_store import ImportReport
+    from mlsel.experiment_store import ImportReport, Store
 
 __all__ = ["register", "store_app"]
 
@@ -23,7 +24,7 @@ store_app = typer.Typer(
     no_args_is_help=True,
 )
 
-_FORMATS = ("mlsel", "tracker-csv")
+_FORMATS = ("auto", "mlsel", "wandb", "mlflow", "mlflow-ui", "tracker-csv")
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
@@ -67,42 +68,70 @@ def import_command(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="An mlsel export (.parquet) or a tracker CSV.")],
     fmt: Annotated[
-        str | None,
-        typer.Option("--format", help="mlsel or tracker-csv (default: from the extension)."),
-    ] = None,
+        str,
+        typer.Option(
+            "--format",
+            help="auto (from the file), mlsel, wandb, mlflow (search_runs CSV), mlflow-ui "
+            "(the UI's CSV download) or tracker-csv (a plain table).",
+        ),
+    ] = "auto",
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Show the format, identity, column mapping and counts; write nothing.",
+        ),
+    ] = False,
     dataset_col: Annotated[
-        str | None, typer.Option(help="tracker-csv: the dataset column [default: dataset].")
+        str | None,
+        typer.Option(help="tracker CSV: the dataset column [default: found, e.g. dataset]."),
     ] = None,
     arch_col: Annotated[
-        str | None, typer.Option(help="tracker-csv: the architecture column [default: model].")
+        str | None,
+        typer.Option(help="tracker CSV: the architecture column [default: found, e.g. model]."),
     ] = None,
     score_col: Annotated[
-        str | None, typer.Option(help="tracker-csv: the score column [default: eval_top1].")
+        str | None,
+        typer.Option(help="tracker CSV: the score column [default: found, e.g. eval_top1]."),
     ] = None,
     score_scale: Annotated[
         float | None,
-        typer.Option(help="tracker-csv: factor to a 0..1 score, 0.01 for % [default: 0.01]."),
+        typer.Option(
+            help="tracker CSV: factor to a 0..1 score, 0.01 for % [default: 0.01 for a top1 "
+            "score or values above 1, else 1]."
+        ),
     ] = None,
     status_col: Annotated[
-        str | None, typer.Option(help="tracker-csv: the run state column [default: State].")
+        str | None,
+        typer.Option(help="tracker CSV: the run state column [default: found, e.g. State]."),
     ] = None,
     run_id_col: Annotated[
-        str | None, typer.Option(help="tracker-csv: the tracker's run id column [default: ID].")
+        str | None,
+        typer.Option(
+            help="tracker CSV: the tracker's run id column [default: found, e.g. ID or "
+            "run_id; else the run name, else a hash of the row]."
+        ),
     ] = None,
     backend: Annotated[
         str | None,
         typer.Option(
-            help="tracker-csv: backend of the imported configs, e.g. timm [default: external]."
+            help="tracker CSV: backend of the imported configs, e.g. timm [default: external]."
         ),
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Add the runs of an mlsel export or an experiment-tracker CSV; known runs are skipped."""
-    from mlsel.experiment_store import Store, TrackerMapping
+    """Add the runs of an mlsel export or an experiment-tracker CSV; known runs are skipped.
+
+    A tracker run is known by the tracker's own identity (its ID column, else its run name,
+    else a hash of the row), never by the file's name: importing an export again, a slice
+    of it or a later superset adds only the runs the store has not seen.
+    """
+    from mlsel.experiment_store import Store
+    from mlsel.experiment_store._tracker import is_parquet
+    from mlsel.kernel.home import Home
 
     if not file.is_file():
         raise StoreError(f"No file {file} to import. Check the path.")
-    fmt = fmt or ("tracker-csv" if file.suffix.lower() in (".csv", ".tsv") else "mlsel")
     if fmt not in _FORMATS:
         raise ConfigError(
             f"The --format option must be one of {', '.join(_FORMATS)}. Got {fmt!r} instead."
@@ -117,29 +146,59 @@ def import_command(
         "backend": backend,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    store = Store.open(state(ctx).home)
-    if fmt == "mlsel":
-        if overrides:
-            raise ConfigError(
-                f"--{next(iter(overrides)).replace('_', '-')} only applies to --format "
-                "tracker-csv; an mlsel export needs no mapping."
-            )
-        report = store.import_file(file)
-    else:
-        report = store.import_tracker_csv(file, replace(TrackerMapping(), **overrides))
+    if fmt == "auto" and is_parquet(file):
+        fmt = "mlsel"
+    with tempfile.TemporaryDirectory(prefix="mlsel-dry-run-") as scratch:
+        store_path = Home.resolve(state(ctx).home).store
+        # a dry run on a home without a store compares with an empty one, creating nothing
+        if dry_run and not store_path.exists():
+            store = Store.at(Path(scratch) / "empty.duckdb")
+        else:
+            store = Store.open(state(ctx).home)
+        report = _import(store, file, fmt, overrides, dry_run)
     if as_json:
         print_json({**asdict(report), "problems": list(report.problems)})
         return
     _print_report(report)
 
 
+def _import(
+    store: Store, file: Path, fmt: str, overrides: dict[str, Any], dry_run: bool
+) -> ImportReport:
+    from mlsel.experiment_store import TrackerMapping
+
+    if fmt == "mlsel":
+        if overrides:
+            raise ConfigError(
+                f"--{next(iter(overrides)).replace('_', '-')} only applies to a tracker CSV; "
+                "an mlsel export needs no mapping."
+            )
+        return store.import_file(file, dry_run=dry_run)
+    mapping = replace(TrackerMapping(), **overrides)
+    return store.import_tracker_csv(file, mapping, fmt=fmt, dry_run=dry_run)
+
+
 def _print_report(report: ImportReport) -> None:
     statuses = ", ".join(f"{n} {status}" for status, n in report.by_status.items())
+    if report.format != "mlsel":
+        console.print(
+            f"format {report.format}; a run is identified by {escape(report.identity)}",
+            highlight=False,
+        )
+    if report.dry_run:
+        for role, column in report.mapping.items():
+            console.print(f"  [bold]{role:>15}[/]  {escape(column)}", highlight=False)
+    left_out = "; ".join(f"{n} {why}" for why, n in report.rows_left_out.items())
+    verb = "Would import" if report.dry_run else "Imported"
     console.print(
-        f"Imported {escape(report.path)} ({report.format}): added {report.runs_added} runs"
+        f"{verb} {escape(report.path)} ({report.format}): "
+        f"{'would add' if report.dry_run else 'added'} {report.runs_added} runs"
         + (f" ({statuses})" if statuses else "")
-        + f", skipped {report.runs_skipped} already in the store; "
-        f"{report.datasets_added} new datasets, {report.profiles_added} new profiles."
+        + f", skipped {report.runs_skipped} already in the store"
+        + (f", left out {left_out}" if left_out else "")
+        + f"; {report.datasets_added} new datasets, {report.profiles_added} new profiles."
+        + (" Nothing was written (--dry-run)." if report.dry_run else ""),
+        highlight=False,
     )
     if report.rows_failed:
         console.print(f"[yellow]{report.rows_failed} rows could not be read:[/]")

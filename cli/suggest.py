@@ -87,6 +87,11 @@ def suggest_command(
         f"scored by {report.note}"
     )
     console.print(_table(report))
+    if report.observed:
+        console.print(
+            f"[dim]{report.observed} configs already ran on this dataset: the best observed "
+            "comes first, the predictions place the others around them.[/]"
+        )
     if report.dropped:
         console.print(f"[dim]{report.dropped} candidates left out: over the budget or memory.[/]")
     for warning in report.warnings:
@@ -102,6 +107,7 @@ def _as_json(report: Any) -> dict[str, Any]:
         "note": report.note,
         "dropped": report.dropped,
         "warnings": list(report.warnings),
+        "observed_configs": report.observed,
         "suggestions": [
             {
                 "rank": s.rank,
@@ -111,6 +117,8 @@ def _as_json(report: Any) -> dict[str, Any]:
                 "predicted_seconds": s.predicted_seconds,
                 "predicted_memory_mb": s.predicted_memory_mb,
                 "reasons": list(s.reasons),
+                "observed_score": s.observed_score,
+                "observed_runs": s.observed_runs,
             }
             for s in report.suggestions
         ],
@@ -144,6 +152,9 @@ def _table(report: Any) -> Any:
     table.add_column("model", no_wrap=True)
     table.add_column("training", ratio=2)
     table.add_column(score, justify="right")
+    observed = any(s.observed_score is not None for s in report.suggestions)
+    if observed:
+        table.add_column("observed", justify="right")
     table.add_column("time", justify="right", no_wrap=True)
     table.add_column("why", ratio=3)
     for s in report.suggestions:
@@ -161,15 +172,20 @@ def _table(report: Any) -> Any:
             )
         name = display_name(c.arch).replace("+", "+\n")  # one backbone a line
         model = name if c.backend == "torchvision" else f"{name} ({c.backend})"
-        table.add_row(
-            str(s.rank),
-            escape(model),
-            escape(training),
-            f"{s.predicted_score:.2f}",
-            _duration(s.predicted_seconds),
-            escape(_why(s.reasons)),
-        )
+        cells = [str(s.rank), escape(model), escape(training), f"{s.predicted_score:.2f}"]
+        if observed:
+            cells.append(_observed(s))
+        cells += [_duration(s.predicted_seconds), escape(_why(s.reasons))]
+        table.add_row(*cells)
     return table
+
+
+def _observed(s: Any) -> str:
+    """The best score a config reached on this dataset, with its run count when > 1."""
+    if s.observed_score is None:
+        return "-"
+    runs = f" ({s.observed_runs} runs)" if s.observed_runs > 1 else ""
+    return f"{s.observed_score:.4f}{runs}"
 
 
 def register(app: typer.Typer) -> None:

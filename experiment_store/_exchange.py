@@ -1,13 +1,15 @@
 """Export the store to one Parquet file, and import such a file into another store.
 
 The export is one table, the union by name of ``datasets``, ``profiles``,
-``profile_features``, ``runs`` and ``epochs`` with a ``kind`` column saying which table a
-row comes from (``dataset``, ``profile``, ``feature``, ``run``, ``epoch``), so one file
-carries a lossless copy that plain SQL can still read
+``profile_features``, ``runs``, ``epochs`` and ``run_keys`` with a ``kind`` column saying
+which table a row comes from (``dataset``, ``profile``, ``feature``, ``run``, ``epoch``,
+``key``), so one file carries a lossless copy that plain SQL can still read
 (``SELECT * FROM 'x.parquet' WHERE kind = 'run'``). Its key-value metadata names the
 format and schema version. Importing keeps run ids, marks runs ``imported`` (``bundled``
-ones stay ``bundled``) and adds only what the store does not have, so importing twice adds
-nothing.
+ones stay ``bundled``) and adds only what the store does not have: a run is known by its
+run id, its import key, or any of its identities (``run_keys``: the tracker's id, name or
+row hash), so importing twice adds nothing, and neither does a round trip between homes
+(A to B and back to A) or the same tracker runs imported into both homes.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ __all__ = ["ImportReport", "check_export_file", "export_parquet", "import_export
 
 _FORMAT_KEY = "mlsel_export"
 _FORMAT_VERSION = "1"
-_KINDS = ("dataset", "profile", "feature", "run", "epoch")
+_KINDS = ("dataset", "profile", "feature", "run", "epoch", "key")
 
 
 @dataclass(frozen=True)
@@ -39,13 +41,19 @@ class ImportReport:
 
     Attributes:
         path: the imported file.
-        format: ``mlsel`` or ``tracker-csv``.
-        runs_added: runs new to the store.
-        runs_skipped: runs the store already had (same run id or import key).
+        format: ``mlsel``, or the tracker format (``wandb``, ``mlflow``, ``mlflow-ui``,
+            ``tracker-csv``).
+        runs_added: runs new to the store (with ``dry_run``: that would be).
+        runs_skipped: runs the store already had (same run id or identity).
         rows_failed: rows that could not be read as runs (see ``problems``).
         datasets_added / profiles_added: datasets and profiles new to the store.
         by_status: the added runs by status.
         problems: one line per row that failed, at most a few dozen.
+        identity: what identifies a run (the tracker's id or name column, ``row hash``,
+            or ``run id`` for an mlsel export).
+        mapping: role -> column, as the import understood the file.
+        rows_left_out: reason -> rows neither added nor already there.
+        dry_run: nothing was written.
     """
 
     path: str
@@ -57,6 +65,10 @@ class ImportReport:
     profiles_added: int = 0
     by_status: Mapping[str, int] = field(default_factory=dict)
     problems: tuple[str, ...] = ()
+    identity: str = ""
+    mapping: Mapping[str, str] = field(default_factory=dict)
+    rows_left_out: Mapping[str, int] = field(default_factory=dict)
+    dry_run: bool = False
 
 
 def _quote(path: Path) -> str:
@@ -96,6 +108,8 @@ def export_parquet(
                 UNION ALL BY NAME SELECT 'run' AS kind, * EXCLUDE (pid, host, recorded_at)
                     FROM runs
                 UNION ALL BY NAME SELECT 'epoch' AS kind, * FROM epochs
+                UNION ALL BY NAME SELECT 'key' AS kind, k.key, k.run_id, k.kind AS key_kind
+                    FROM run_keys k
             ) TO {_quote(partial)} (FORMAT parquet, KV_METADATA {{{_FORMAT_KEY}:
                 '{_FORMAT_VERSION}', mlsel_schema_version: '{SCHEMA_VERSION}'}})
             """
@@ -186,7 +200,7 @@ def check_export_file(path: Path) -> Path:
     path = path.expanduser().resolve()
     if not path.is_file():
         raise StoreError(f"No file {path} to import. Check the path.")
-    hint = "For an experiment-tracker CSV use --format tracker-csv."
+    hint = "For an experiment-tracker CSV leave --format out (it is found from the file)."
     con = duckdb.connect()
     try:
         meta = dict(
@@ -217,19 +231,34 @@ def _count(con: duckdb.DuckDBPyConnection, query: str) -> int:
     return int(found[0]) if found else 0
 
 
-def import_export(con: duckdb.DuckDBPyConnection, path: Path, now: datetime) -> ImportReport:
-    """Add what the export at ``path`` holds and the store on ``con`` lacks."""
+def import_export(
+    con: duckdb.DuckDBPyConnection, path: Path, now: datetime, *, dry_run: bool = False
+) -> ImportReport:
+    """Add what the export at ``path`` holds and the store on ``con`` lacks (with
+    ``dry_run``, only count it: nothing is written)."""
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE _import AS SELECT * FROM read_parquet({_quote(path)})"
     )
+    has_keys = "key_kind" in {
+        str(name)
+        for (name,) in con.execute("SELECT name FROM pragma_table_info('_import')").fetchall()
+    }
+    # Every identity of each incoming run: its import key, and (newer exports) its run_keys.
+    keys = "SELECT run_id, import_key AS key, 'legacy' AS kind FROM _import " + (
+        "WHERE kind = 'run' AND import_key IS NOT NULL"
+    )
+    if has_keys:
+        keys += " UNION SELECT run_id, key, key_kind FROM _import WHERE kind = 'key'"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _keys AS {keys}")
     source = "CASE WHEN source = 'bundled' THEN 'bundled' ELSE 'imported' END"
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE _new_runs AS
         SELECT run_id FROM _import i WHERE kind = 'run'
           AND run_id NOT IN (SELECT run_id FROM runs)
-          AND (import_key IS NULL OR import_key NOT IN
-               (SELECT import_key FROM runs WHERE import_key IS NOT NULL))
+          AND run_id NOT IN (SELECT k.run_id FROM _keys k WHERE
+              k.key IN (SELECT import_key FROM runs WHERE import_key IS NOT NULL)
+              OR k.key IN (SELECT key FROM run_keys))
         """
     )
     datasets_added = _count(
@@ -238,17 +267,47 @@ def import_export(con: duckdb.DuckDBPyConnection, path: Path, now: datetime) -> 
         "AND fingerprint NOT IN (SELECT fingerprint FROM datasets)",
     )
     con.execute(
-        f"""
-        INSERT INTO datasets
-        SELECT fingerprint, name, task, path, {source}, created_at FROM _import
-        WHERE kind = 'dataset' AND fingerprint NOT IN (SELECT fingerprint FROM datasets)
-        """
-    )
-    con.execute(
         """
         CREATE OR REPLACE TEMP TABLE _new_profiles AS
         SELECT fingerprint, profiler_version FROM _import WHERE kind = 'profile'
         EXCEPT SELECT fingerprint, profiler_version FROM profiles
+        """
+    )
+    by_status = dict(
+        con.execute(
+            "SELECT CASE WHEN status = 'running' THEN 'interrupted' ELSE status END, count(*) "
+            "FROM _import JOIN _new_runs USING (run_id) WHERE kind = 'run' GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+    )
+    if not dry_run:
+        _insert(con, now, source)
+    added = sum(by_status.values())
+    total = _count(con, "SELECT count(*) FROM _import WHERE kind = 'run'")
+    report = ImportReport(
+        path=str(path),
+        format="mlsel",
+        runs_added=added,
+        runs_skipped=total - added,
+        datasets_added=datasets_added,
+        profiles_added=_count(con, "SELECT count(*) FROM _new_profiles"),
+        by_status=by_status,
+        identity="run id, import key and tracker identities",
+        dry_run=dry_run,
+    )
+    for table in ("_import", "_keys", "_new_runs", "_new_profiles"):
+        con.execute(f"DROP TABLE {table}")
+    return report
+
+
+def _insert(con: duckdb.DuckDBPyConnection, now: datetime, source: str) -> None:
+    """Copy the new datasets, profiles, runs, epochs and run keys out of ``_import``."""
+    from mlsel.experiment_store._codec import RUN_COLUMNS
+
+    con.execute(
+        f"""
+        INSERT INTO datasets
+        SELECT fingerprint, name, task, path, {source}, created_at FROM _import
+        WHERE kind = 'dataset' AND fingerprint NOT IN (SELECT fingerprint FROM datasets)
         """
     )
     con.execute(
@@ -261,8 +320,6 @@ def import_export(con: duckdb.DuckDBPyConnection, path: Path, now: datetime) -> 
         WHERE kind = 'feature';
         """
     )
-    from mlsel.experiment_store._codec import RUN_COLUMNS
-
     local = {
         "source": source,
         "pid": "NULL",
@@ -280,22 +337,10 @@ def import_export(con: duckdb.DuckDBPyConnection, path: Path, now: datetime) -> 
         "INSERT INTO epochs SELECT run_id, epoch, train_loss, val_loss, score, seconds "
         "FROM _import JOIN _new_runs USING (run_id) WHERE kind = 'epoch'"
     )
-    by_status = dict(
-        con.execute(
-            "SELECT status, count(*) FROM runs JOIN _new_runs USING (run_id) GROUP BY 1 ORDER BY 1"
-        ).fetchall()
+    con.execute(
+        """
+        INSERT INTO run_keys
+        SELECT DISTINCT ON (key) key, run_id, kind FROM _keys JOIN _new_runs USING (run_id)
+        WHERE key NOT IN (SELECT key FROM run_keys) ORDER BY key, run_id
+        """
     )
-    added = sum(by_status.values())
-    total = _count(con, "SELECT count(*) FROM _import WHERE kind = 'run'")
-    report = ImportReport(
-        path=str(path),
-        format="mlsel",
-        runs_added=added,
-        runs_skipped=total - added,
-        datasets_added=datasets_added,
-        profiles_added=_count(con, "SELECT count(*) FROM _new_profiles"),
-        by_status=by_status,
-    )
-    for table in ("_import", "_new_runs", "_new_profiles"):
-        con.execute(f"DROP TABLE {table}")
-    return report

@@ -150,8 +150,39 @@ def _v2_rankers_settings(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _v3_run_keys(con: duckdb.DuckDBPyConnection) -> None:
+    """Every identity of an imported run (tracker id, run name, row hash), file-independent.
+
+    Runs imported before carry ``tracker-csv:<file name>:<tracker id>`` keys; they are kept
+    as they are (a re-import of the same file name still finds them), and their tracker id
+    is also recorded as ``tracker-legacy-id:<id>``, so that the same export under another
+    name, or a slice of it, finds them too. Imported profiles take the profilers' name for
+    the class count (``n_classes``, was ``num_classes``).
+    """
+    con.execute(
+        """
+        CREATE TABLE run_keys (
+            key VARCHAR PRIMARY KEY, run_id VARCHAR NOT NULL, kind VARCHAR NOT NULL
+        );
+        INSERT INTO run_keys SELECT DISTINCT ON (import_key) import_key, run_id, 'legacy'
+            FROM runs WHERE import_key IS NOT NULL ORDER BY import_key, run_id;
+        INSERT INTO run_keys
+            SELECT DISTINCT ON (key) key, run_id, 'legacy' FROM (
+                SELECT 'tracker-legacy-id:'
+                    || regexp_extract(import_key, '^tracker-csv:.*:([^:]+)$', 1) AS key, run_id
+                FROM runs WHERE import_key LIKE 'tracker-csv:%')
+            WHERE key <> 'tracker-legacy-id:'
+              AND NOT regexp_matches(key, '^tracker-legacy-id:line[0-9]+$')
+            ORDER BY key, run_id
+            ON CONFLICT DO NOTHING;
+        UPDATE profile_features SET feature = 'n_classes'
+            WHERE profiler_version = 'imported' AND feature = 'num_classes';
+        """
+    )
+
+
 Migration = Callable[["duckdb.DuckDBPyConnection"], None]
-MIGRATIONS: tuple[Migration, ...] = (_v1_core, _v2_rankers_settings)
+MIGRATIONS: tuple[Migration, ...] = (_v1_core, _v2_rankers_settings, _v3_run_keys)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -363,25 +363,64 @@ class Store:
         with self._session(write=False, what="export") as con:
             return _exchange.export_parquet(con, Path(path), overwrite=overwrite)
 
-    def import_file(self, path: str | os.PathLike[str]) -> ImportReport:
+    def import_file(self, path: str | os.PathLike[str], *, dry_run: bool = False) -> ImportReport:
         """Add the runs of an mlsel export that are not in the store yet (then checkpoint,
-        so no large ``.wal`` file is left beside the store)."""
+        so no large ``.wal`` file is left beside the store). With ``dry_run``, only say
+        what would be added: nothing is written."""
         from mlsel.experiment_store import _exchange
 
         source_file = _exchange.check_export_file(Path(path))
+        if dry_run:
+            with self._session(write=False, what="check an import") as con:
+                return _exchange.import_export(con, source_file, utcnow(), dry_run=True)
         with self._session(write=True, what="import", checkpoint=True) as con:
             return _exchange.import_export(con, source_file, utcnow())
 
     def import_tracker_csv(
-        self, path: str | os.PathLike[str], mapping: TrackerMapping
+        self,
+        path: str | os.PathLike[str],
+        mapping: TrackerMapping | None = None,
+        *,
+        fmt: str = "auto",
+        dry_run: bool = False,
     ) -> ImportReport:
-        """Add the runs of an experiment-tracker CSV export (one row a run; then
-        checkpoint, as :meth:`import_file` does)."""
+        """Add the runs of an experiment-tracker CSV export (W&B, MLflow ``search_runs``
+        or UI download; one row a run) that the store lacks, by the tracker's own run
+        identity; then checkpoint, as :meth:`import_file` does.
+
+        Args:
+            path: the CSV file.
+            mapping: column names overriding what is found from the header.
+            fmt: ``auto`` (from the header), ``wandb``, ``mlflow``, ``mlflow-ui`` or
+                ``tracker-csv``.
+            dry_run: only say what would be added (nothing is written).
+        """
         from mlsel.experiment_store import _tracker
 
-        parsed = _tracker.read_tracker_csv(Path(path), mapping)
+        parsed = _tracker.read_tracker_csv(Path(path), mapping, fmt)
+        if dry_run:
+            with self._session(write=False, what="check an import") as con:
+                return _tracker.write_tracker_runs(con, parsed, utcnow(), dry_run=True)
         with self._session(write=True, what="import tracker runs", checkpoint=True) as con:
             return _tracker.write_tracker_runs(con, parsed, utcnow())
+
+    def import_any(
+        self,
+        path: str | os.PathLike[str],
+        mapping: TrackerMapping | None = None,
+        *,
+        fmt: str = "auto",
+        dry_run: bool = False,
+    ) -> ImportReport:
+        """Import an mlsel export or a tracker CSV, whichever ``path`` is (``fmt="auto"``:
+        a Parquet file is an mlsel export, anything else a tracker CSV)."""
+        from mlsel.experiment_store import _tracker
+
+        if fmt == "auto":
+            fmt = "mlsel" if _tracker.is_parquet(Path(path)) else "auto"
+        if fmt == "mlsel":
+            return self.import_file(path, dry_run=dry_run)
+        return self.import_tracker_csv(path, mapping, fmt=fmt, dry_run=dry_run)
 
     # -- rankers and settings --------------------------------------------------------------
 

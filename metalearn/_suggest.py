@@ -2,6 +2,8 @@
 
 The active ranker scores the candidates when it exists and has enough experience for
 this task; otherwise the production rules do, and the report says which and why.
+Configs that completed on this very dataset rank by their observed score, the best of
+them first, and the predictions place the others around them (:mod:`._observed`).
 Configs predicted not to fit the time budget (or this machine's memory) are dropped,
 and the list keeps one config per architecture before it repeats any.
 """
@@ -20,6 +22,7 @@ import numpy as np
 from mlsel.kernel.catalogue import TRAINABLE_BACKENDS
 from mlsel.kernel.errors import ConfigError, DatasetError, RankerError, invalid_parameter
 from mlsel.kernel.records import Config, DatasetProfile
+from mlsel.metalearn._observed import combine, observed_results
 from mlsel.metalearn._refit import MIN_DATASETS, load_active
 from mlsel.metalearn.cost import CostEstimate, CostModel
 from mlsel.metalearn.features import candidate_frame, configs_from_frame
@@ -35,7 +38,9 @@ _MAX_SEEN = 200
 @dataclass(frozen=True)
 class Suggestion:
     """One suggested config: its predicted score (higher is better, in the scorer's
-    units), its predicted time and memory on this hardware, and the reasons."""
+    units), its predicted time and memory on this hardware, and the reasons; with the
+    best score it reached on this dataset and its number of completed runs there, when
+    it was run on it."""
 
     config: Config
     predicted_score: float
@@ -43,6 +48,8 @@ class Suggestion:
     predicted_memory_mb: float
     reasons: tuple[str, ...]
     rank: int
+    observed_score: float | None = None
+    observed_runs: int = 0
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,7 @@ class SuggestionReport:
     note: str
     dropped: int = 0
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    observed: int = 0
 
 
 def _profile_of(dataset: Any, store: Any) -> DatasetProfile:
@@ -189,6 +197,9 @@ def suggest(
     frame = store.training_frame()
     space = CandidateSpace()
     configs = space.candidates(profile.task, profile, seen=_seen(frame, profile.task))
+    observed = observed_results(frame, profile.fingerprint, profile.task)
+    known = set(configs)
+    configs += [c for c in observed if c not in known]
     model, scorer, note = _choose_scorer(store, profile.task)
     unseen = _outside_experience(profile, frame) if model is not None else None
     if unseen is not None:
@@ -217,7 +228,7 @@ def suggest(
     ram = _host_ram_mb()
     if costs.device_ == "cpu" and ram:
         keep &= np.array([e.peak_memory_mb <= 0.9 * ram for e in estimates])
-    order = [i for i in np.argsort(-scores, kind="stable") if keep[i]]
+    order = [i for i in combine(scores, [_score(observed, c) for c in configs]) if keep[i]]
     picked = _diverse(order, configs, top)
     if model is not None and picked:
         reasons = model.explain(candidate_frame(profile, [configs[i] for i in picked]))
@@ -231,6 +242,8 @@ def suggest(
             predicted_memory_mb=estimates[i].peak_memory_mb,
             reasons=tuple(reasons[n]),
             rank=n + 1,
+            observed_score=_score(observed, configs[i]),
+            observed_runs=observed[configs[i]].runs if configs[i] in observed else 0,
         )
         for n, i in enumerate(picked)
     )
@@ -245,7 +258,13 @@ def suggest(
         note=note,
         dropped=dropped,
         warnings=warnings,
+        observed=len(observed),
     )
+
+
+def _score(observed: Any, config: Config) -> float | None:
+    seen = observed.get(config)
+    return seen.score if seen is not None else None
 
 
 def _host_ram_mb() -> float | None:

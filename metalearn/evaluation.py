@@ -41,6 +41,7 @@ class Evaluation:
     group_by: str = "dataset"
     folds: int = 0
     notes: tuple[str, ...] = field(default_factory=tuple)
+    held_out: tuple[tuple[str, ...], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary (without the per-dataset rows)."""
@@ -131,8 +132,9 @@ def evaluate(
     groups = sorted({str(g) for g in frame[group_by].to_list()})
     folds = _folds(groups, max_folds, seed)
     rows: list[dict[str, Any]] = []
+    used: list[tuple[str, ...]] = []
     key = frame[group_by].cast(pl.Utf8)
-    for held in folds:
+    for number, held in enumerate(folds):
         mask = key.is_in(held)
         train, test = frame.filter(~mask), frame.filter(mask)
         if train["dataset"].n_unique() < 2:
@@ -140,13 +142,14 @@ def evaluate(
         predictions = {
             name: np.asarray(scorer(train, test), dtype=float) for name, scorer in scorers.items()
         }
+        used.append(tuple(held))
         test = test.with_row_index("_row")
         for (dataset,), part in test.group_by("dataset", maintain_order=True):
             value = _normalized(part)
             if value is None or len(value) < 2:
                 continue
             idx = part["_row"].to_numpy()
-            row: dict[str, Any] = {"dataset": dataset, "n_runs": len(value)}
+            row: dict[str, Any] = {"dataset": dataset, "n_runs": len(value), "fold": number}
             row["random"] = random_metrics(value)
             for name, predicted in predictions.items():
                 row[name] = dataset_metrics(value, predicted[idx])
@@ -162,4 +165,5 @@ def evaluate(
         n_datasets=len(rows),
         group_by=group_by,
         folds=len(folds),
+        held_out=tuple(used),
     )

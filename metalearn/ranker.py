@@ -2,7 +2,9 @@
 
 One query group per dataset; the relevance of a run is its score's rank within its
 dataset, quantised into ``levels`` grades, and a failed run (or one that never reported
-a score) gets grade 0, the worst outcome. Follows the scikit-learn estimator contract:
+a score) gets grade 0, the worst outcome. The user's own runs (``source = local``) weigh
+``local_weight`` times a bundled or imported run in the fit: they are the experience
+closest to the datasets the user will ask about. Follows the scikit-learn estimator contract:
 the constructor stores arguments, :meth:`RankerModel.fit` does the work, fitted state
 ends in ``_``, using an unfitted model raises :class:`RankerError` saying what to call.
 """
@@ -21,10 +23,12 @@ from mlsel.kernel.errors import RankerError
 from mlsel.metalearn._words import feature_words
 from mlsel.metalearn.features import FeatureEncoder
 
-__all__ = ["RankerModel", "relevance"]
+__all__ = ["LOCAL_WEIGHT", "RankerModel", "relevance", "run_weights"]
 
 logger = logging.getLogger(__name__)
 MODEL_FILE, ENCODER_FILE, META_FILE = "model.txt", "encoder.json", "meta.json"
+#: How much more a ``local`` run (the user's own) weighs in the fit than another.
+LOCAL_WEIGHT = 3.0
 
 
 def relevance(frame: Any, levels: int = 8) -> np.ndarray:
@@ -47,6 +51,17 @@ def relevance(frame: Any, levels: int = 8) -> np.ndarray:
     return np.where(np.isnan(rank), 0, grade).astype(int)
 
 
+def run_weights(frame: Any, local_weight: float) -> np.ndarray | None:
+    """Per-row LightGBM weights: ``local_weight`` for the user's own runs, 1 for the rest
+    (``None`` when every row weighs the same)."""
+    if local_weight == 1.0 or "source" not in frame.columns:
+        return None
+    local = np.array([s == "local" for s in frame["source"].to_list()])
+    if not local.any() or local.all():
+        return None
+    return np.where(local, float(local_weight), 1.0)
+
+
 class RankerModel:
     """LightGBM ``LGBMRanker`` (lambdarank) that ranks configs for a dataset profile.
 
@@ -55,6 +70,8 @@ class RankerModel:
         levels: number of relevance grades.
         random_state: seed of LightGBM.
         n_jobs: LightGBM threads.
+        local_weight: weight of a ``local`` run (the user's own) relative to a bundled or
+            imported one (1.0: all alike).
     """
 
     def __init__(
@@ -66,6 +83,7 @@ class RankerModel:
         levels: int = 8,
         random_state: int = 0,
         n_jobs: int = 1,
+        local_weight: float = LOCAL_WEIGHT,
     ) -> None:
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
@@ -74,6 +92,7 @@ class RankerModel:
         self.levels = levels
         self.random_state = random_state
         self.n_jobs = n_jobs
+        self.local_weight = local_weight
 
     def get_params(self) -> dict[str, Any]:
         """Constructor arguments (scikit-learn style)."""
@@ -87,6 +106,7 @@ class RankerModel:
                 "levels",
                 "random_state",
                 "n_jobs",
+                "local_weight",
             )
         }
 
@@ -124,14 +144,27 @@ class RankerModel:
             verbose=-1,
             label_gain=[float(2**i - 1) for i in range(max(self.levels, 2))],
         )
-        model.fit(X, y, group=groups, feature_name=names, categorical_feature=cats or "auto")
+        model.fit(
+            X,
+            y,
+            sample_weight=run_weights(frame, self.local_weight),
+            group=groups,
+            feature_name=names,
+            categorical_feature=cats or "auto",
+        )
         self.booster_ = model.booster_
         self.n_rows_ = frame.height
         self.n_datasets_ = n_datasets
+        self.datasets_: list[str] | None = sorted({str(d) for d in frame["dataset"].to_list()})
+        self.recipe_: dict[str, Any] | None = self._recipe()
         self.tasks_ = (
             sorted({str(t) for t in frame["task"].to_list()}) if ("task" in frame.columns) else []
         )
         return self
+
+    def _recipe(self) -> dict[str, Any]:
+        """How to fit this model again: its parameters and the profile features it used."""
+        return {"params": self.get_params(), "meta_features": list(self.encoder_.meta_)}
 
     def _check(self) -> None:
         if not hasattr(self, "booster_"):
@@ -182,6 +215,7 @@ class RankerModel:
             "n_rows": self.n_rows_,
             "n_datasets": self.n_datasets_,
             "tasks": self.tasks_,
+            "datasets": self.datasets_,
         }
         (folder / META_FILE).write_text(json.dumps(meta, indent=1))
         return folder
@@ -202,7 +236,13 @@ class RankerModel:
                 f"The ranker folder {folder} lacks {', '.join(missing)}. Run `mlsel refit`."
             )
         meta = json.loads((folder / META_FILE).read_text())
-        model = cls(**meta["params"])
+        params = meta.get("params")
+        known = set(cls().get_params())
+        recipe = isinstance(params, dict) and set(params) <= known
+        if recipe:
+            # a ranker saved before runs were weighted by source was fitted unweighted
+            params = {"local_weight": 1.0, **params}
+        model = cls(**params) if recipe else cls()
         model.encoder_ = FeatureEncoder.from_dict(json.loads((folder / ENCODER_FILE).read_text()))
         model.booster_ = load_booster(folder / MODEL_FILE)
         if model.booster_.feature_name() != _safe_names(model.encoder_.feature_names_):
@@ -212,6 +252,15 @@ class RankerModel:
             )
         model.n_rows_, model.n_datasets_ = meta["n_rows"], meta["n_datasets"]
         model.tasks_ = list(meta.get("tasks", []))
+        # the datasets it learnt from (None: saved before mlsel recorded them)
+        datasets = meta.get("datasets")
+        model.datasets_ = list(datasets) if isinstance(datasets, list) else None
+        # None: the file does not say how it was fitted, so it can be applied, not refitted
+        model.recipe_ = (
+            {"params": model.get_params(), "meta_features": list(model.encoder_.meta_)}
+            if recipe
+            else None
+        )
         return model
 
 

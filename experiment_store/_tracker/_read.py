@@ -1,18 +1,30 @@
-"""Read a tracker CSV export and map its rows onto runs, before anything is written."""
+"""Read a tracker CSV export and map its rows onto runs, before anything is written.
+
+Missing is missing: an empty cell, or a column this export lacks, is ``None`` (never 0),
+and a row that never reported its score is a failed run without a score.
+"""
 
 from __future__ import annotations
 
 import csv
-import difflib
 import hashlib
 import math
+import re
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from mlsel.experiment_store._codec import parse_time
+from mlsel.experiment_store._tracker._formats import (
+    CSV_FORMATS,
+    ExportColumns,
+    detect_csv_format,
+    logical_name,
+    resolve_columns,
+)
+from mlsel.experiment_store._tracker._identity import row_keys
 from mlsel.experiment_store._tracker._mapping import TrackerMapping
 from mlsel.kernel.errors import ConfigError, StoreError, StoreFormatError
 from mlsel.kernel.records import Config, DatasetProfile, RunResult
@@ -22,11 +34,20 @@ __all__ = ["ParsedExport", "dataset_fingerprint", "parse_value", "read_tracker_c
 
 @dataclass
 class ParsedExport:
+    """One tracker export, mapped: its runs (with their keys), profiles and skipped rows.
+
+    Attributes:
+        skipped: reason -> rows left out without being an error (still running,
+            repeated in this file); ``problems``: one line per row that could not be read.
+    """
+
     path: Path
+    columns: ExportColumns
     runs: list[dict[str, Any]]
     profiles: list[DatasetProfile]
     problems: list[str]
     task: str
+    skipped: Counter[str] = field(default_factory=Counter)
 
 
 def parse_value(text: str) -> Any:
@@ -81,72 +102,6 @@ def _read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     return header, rows
 
 
-_OPTION = {
-    "run id": "run-id-col",
-    "dataset": "dataset-col",
-    "architecture": "arch-col",
-    "score": "score-col",
-    "status": "status-col",
-}
-
-
-def _check_columns(path: Path, header: list[str], mapping: TrackerMapping) -> None:
-    required = {
-        "run id": mapping.run_id_col,
-        "dataset": mapping.dataset_col,
-        "architecture": mapping.arch_col,
-        "score": mapping.score_col,
-    }
-    if mapping.status_col is not None:
-        required["status"] = mapping.status_col
-    for role, column in required.items():
-        if column not in header:
-            close = difflib.get_close_matches(column, header, n=3)
-            hint = f" Did you mean {', '.join(close)}?" if close else ""
-            shown = ", ".join(header[:12]) + (", ..." if len(header) > 12 else "")
-            raise ConfigError(
-                f"The {role} column {column!r} is not in {path.name} (it has "
-                f"{len(header)} columns: {shown}).{hint} Name the right column with "
-                f"--{_OPTION[role]}."
-            )
-
-
-def _columns(
-    header: list[str], rows: list[dict[str, str]], mapping: TrackerMapping
-) -> tuple[dict[str, str], list[str], list[str]]:
-    """``(hyperparameter column -> Config field, extra columns, metric columns)``."""
-    roles = {
-        mapping.run_id_col,
-        mapping.dataset_col,
-        mapping.arch_col,
-        mapping.score_col,
-        mapping.status_col,
-        mapping.wall_seconds_col,
-        mapping.started_col,
-        mapping.finished_col,
-        mapping.pretrained_col,
-        *mapping.seconds_per_epoch_cols,
-        *mapping.feature_cols,
-        *mapping.ignore_cols,
-        *mapping.hardware_cols,
-    }
-    metrics = [
-        c
-        for c in header
-        if c != mapping.score_col
-        and (c in mapping.metric_cols or c.startswith(tuple(mapping.metric_prefixes)))
-    ]
-    known = {c: f for c, f in mapping.hyperparams.items() if c in header}
-    extras = [
-        c
-        for c in header
-        if c not in roles and c not in metrics and c not in known and not c.startswith("tags.")
-    ]
-    if mapping.drop_constant and len(rows) > 1:
-        extras = [c for c in extras if len({row[c] for row in rows}) > 1]
-    return known, extras, metrics
-
-
 def _profiles(
     values: Mapping[str, Mapping[str, Counter[float]]], task: str
 ) -> list[DatasetProfile]:
@@ -163,25 +118,76 @@ def _profiles(
     ]
 
 
-def read_tracker_csv(path: Path, mapping: TrackerMapping) -> ParsedExport:
-    """Read and map a tracker CSV (no store access; errors before anything is written)."""
+_DURATION = re.compile(r"^\s*([0-9.]+)\s*(ms|s|sec|min|m|h|hr|d)\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {
+    "ms": 0.001,
+    "s": 1,
+    "sec": 1,
+    "min": 60,
+    "m": 60,
+    "h": 3600,
+    "hr": 3600,
+    "d": 86400,
+}
+
+
+def _seconds(text: str | None) -> float | None:
+    """Seconds from a number or an MLflow UI duration (``850ms``, ``12.5s``, ``3.1min``)."""
+    number = _maybe_number(text)
+    if number is not None:
+        return number
+    found = _DURATION.match(text or "")
+    return float(found[1]) * _UNIT_SECONDS[found[2].lower()] if found else None
+
+
+def _cell(row: Mapping[str, str | None], column: str | None) -> str:
+    """The stripped cell of ``column`` ("" when the column or the cell is missing)."""
+    return (row.get(column) or "").strip() if column else ""
+
+
+def read_tracker_csv(
+    path: Path, mapping: TrackerMapping | None = None, fmt: str = "auto"
+) -> ParsedExport:
+    """Read and map a tracker CSV (no store access; errors before anything is written).
+
+    Args:
+        path: the CSV file.
+        mapping: column names that override what is found from the header.
+        fmt: ``auto`` (from the header) or one of ``CSV_FORMATS``.
+    """
+    mapping = mapping or TrackerMapping()
     path = path.expanduser().resolve()
     header, rows = _read_rows(path)
-    _check_columns(path, header, mapping)
-    known, extras, metrics = _columns(header, rows, mapping)
+    if fmt == "auto":
+        fmt = detect_csv_format(header)
+    elif fmt not in CSV_FORMATS:
+        raise ConfigError(f"Unknown tracker format {fmt!r}; known: {', '.join(CSV_FORMATS)}.")
+    columns = resolve_columns(path, header, rows, mapping, fmt)
     config_types = {f.name: f.type for f in fields(Config)}
-    parsed = ParsedExport(path, [], [], [], mapping.task)
+    parsed = ParsedExport(path, columns, [], [], [], mapping.task)
+    running = {v.lower() for v in mapping.running_values}
+    seen: set[str] = set()
     feature_values: dict[str, dict[str, Counter[float]]] = {}
-    for number, row in enumerate(rows, start=2):  # line 1 is the header
+    for number, (row, keys) in enumerate(
+        zip(rows, row_keys(rows, columns, path.name), strict=True), start=2
+    ):
+        if _cell(row, columns.roles.get("status")).lower() in running:
+            parsed.skipped["still running (a later export imports it)"] += 1
+            continue
+        if keys.primary in seen:
+            parsed.skipped[f"repeated in this file (same {columns.identity})"] += 1
+            continue
         try:
-            run = _map_row(row, number, mapping, known, extras, metrics, config_types)
+            run = _map_row(row, mapping, columns, config_types)
         except (ValueError, TypeError) as exc:
             parsed.problems.append(f"line {number}: {exc}")
             continue
+        seen.add(keys.primary)
+        run["keys"] = keys
         parsed.runs.append(run)
         per_dataset = feature_values.setdefault(run["dataset_name"], {})
-        for column, feature in mapping.feature_cols.items():
-            value = _number(row.get(column)) if column in row else None
+        for column, feature in columns.features.items():
+            value = _maybe_number(row.get(column))
             if value is not None:
                 per_dataset.setdefault(feature, Counter())[value] += 1
     parsed.profiles.extend(_profiles(feature_values, mapping.task))
@@ -190,26 +196,23 @@ def read_tracker_csv(path: Path, mapping: TrackerMapping) -> ParsedExport:
 
 def _map_row(
     row: Mapping[str, str],
-    number: int,
     mapping: TrackerMapping,
-    known: Mapping[str, str],
-    extras: list[str],
-    metrics: list[str],
+    columns: ExportColumns,
     config_types: Mapping[str, Any],
 ) -> dict[str, Any]:
-    dataset, arch = row[mapping.dataset_col].strip(), row[mapping.arch_col].strip()
+    roles = columns.roles
+    dataset, arch = _cell(row, roles["dataset"]), _cell(row, roles["arch"])
     if not dataset or not arch:
         raise ValueError(f"no {'dataset' if not dataset else 'architecture'} in this row")
-    tracker_id = row[mapping.run_id_col].strip() or f"line{number}"
     values: dict[str, Any] = {
         "backend": mapping.backend,
         "arch": arch,
         "pretrained": mapping.pretrained,
     }
-    if mapping.pretrained_col and (row.get(mapping.pretrained_col) or "").strip():
-        values["pretrained"] = row[mapping.pretrained_col].strip()
-    for column, name in known.items():
-        value = parse_value(row[column])
+    if _cell(row, mapping.pretrained_col):
+        values["pretrained"] = _cell(row, mapping.pretrained_col)
+    for column, name in columns.hyperparams.items():
+        value = parse_value(row.get(column) or "")
         if value is not None:
             kind = str(config_types[name])
             values[name] = (
@@ -217,40 +220,52 @@ def _map_row(
                 if kind == "int"
                 else (float(value) if kind == "float" else str(value))
             )
-    extra = {c: v for c in extras if (v := parse_value(row[c])) is not None}
-    raw_score = _number(row[mapping.score_col])
-    state = (row.get(mapping.status_col) or "").strip() if mapping.status_col else ""
-    finished = mapping.status_col is None or state.lower() in {
+    extra = {
+        logical_name(c): v
+        for c in columns.extras
+        if (v := parse_value(row.get(c) or "")) is not None
+    }
+    score_col = roles["score"] or ""
+    raw_score = _number(row.get(score_col))
+    state = _cell(row, roles.get("status"))
+    finished = roles.get("status") is None or state.lower() in {
         v.lower() for v in mapping.finished_values
     }
     error = None
     if raw_score is None:
-        error = f"the tracker run ({state or 'no state'}) never reported {mapping.score_col}"
+        error = f"the tracker run ({state or 'no state'}) never reported {score_col}"
     elif not finished:
-        error = f"the tracker run ended as {state!r} after reporting {mapping.score_col}"
+        error = f"the tracker run ended as {state!r} after reporting {score_col}"
     per_epoch = [
         s
-        for c in mapping.seconds_per_epoch_cols
-        if c in row and (s := _number(row.get(c))) is not None
+        for column in row
+        if column is not None
+        and logical_name(column) in mapping.seconds_per_epoch_cols
+        and (s := _maybe_number(row.get(column))) is not None
     ]
+    started = parse_time(row.get(roles.get("started") or ""))
+    ended = parse_time(row.get(roles.get("finished") or ""))
+    wall = _seconds(row.get(roles.get("wall_seconds") or ""))
+    if wall is None and started is not None and ended is not None and ended >= started:
+        wall = (ended - started).total_seconds()
     result = RunResult(
         status="completed" if error is None else "failed",
-        score=None if raw_score is None else raw_score * mapping.score_scale,
-        metrics={c: v for c in metrics if (v := _maybe_number(row[c])) is not None},
-        wall_seconds=_number(row.get(mapping.wall_seconds_col or "")),
-        seconds_per_epoch=sum(per_epoch) if per_epoch else None,
-        hardware={
-            key: row[c].strip()
-            for c, key in mapping.hardware_cols.items()
-            if (row.get(c) or "").strip()
+        score=None if raw_score is None else raw_score * columns.score_scale,
+        metrics={
+            logical_name(c): v
+            for c in columns.metrics
+            if (v := _maybe_number(row.get(c))) is not None
         },
+        wall_seconds=wall,
+        seconds_per_epoch=sum(per_epoch) if per_epoch else None,
+        hardware={key: _cell(row, c) for c, key in mapping.hardware_cols.items() if _cell(row, c)},
         error=error,
     )
     return {
         "dataset_name": dataset,
-        "tracker_id": tracker_id,
         "config": Config.from_dict({**values, "extra": extra}),
+        "given": frozenset(values),  # the Config fields this row sets; the rest are unknown
         "result": result,
-        "started_at": parse_time(row.get(mapping.started_col or "")),
-        "finished_at": parse_time(row.get(mapping.finished_col or "")),
+        "started_at": started,
+        "finished_at": ended,
     }

@@ -97,7 +97,7 @@ def test_store_export_import_info(filled: dict[str, str], tmp_path: Path) -> Non
 
     info = runner.invoke(app, ["--home", str(other_home), "store", "info", "--json"])
     data = json.loads(info.output)
-    assert data["runs"] == 2 and data["schema_version"] == 2
+    assert data["runs"] == 2 and data["schema_version"] == 3
     assert data["runs_by_source"] == {"bundled": 1, "imported": 1}
     assert data["runs_by_status"] == {"completed": 1, "failed": 1}
     assert data["size_bytes"] > 0
@@ -149,7 +149,7 @@ def test_store_import_tracker_csv_options(mlsel_home: Path, tmp_path: Path) -> N
         (["store", "import", "{csv}", "--score-col", "nope"], "score column 'nope' is not in"),
         (["store", "import", "{csv}", "--format", "mlsel"], "not a Parquet file"),
         (["store", "import", "{csv}", "--format", "xml"], "--format option must be one of"),
-        (["store", "import", "{parquet}", "--score-col", "x"], "only applies to --format"),
+        (["store", "import", "{parquet}", "--score-col", "x"], "only applies to a tracker CSV"),
     ],
 )
 def test_store_errors_are_one_red_line(mlsel_home: Path, tmp_path: Path, args, message) -> None:

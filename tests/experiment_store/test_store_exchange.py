@@ -183,7 +183,7 @@ def test_tracker_csv_mapping_of_a_small_file(tmp_path: Path) -> None:
     assert runs["r3"].status == "failed" and runs["r3"].result.score == pytest.approx(0.5)
     profile = store.get_profile(dataset_fingerprint("cifar"))
     assert profile is not None and profile.profiler_version == "imported"
-    assert profile.features == {"num_classes": 10.0} and profile.name == "cifar"
+    assert profile.features == {"n_classes": 10.0} and profile.name == "cifar"
     assert store.import_tracker_csv(path, mapping).runs_skipped == 3
 
 
@@ -230,8 +230,8 @@ def test_quicktune_tracker_csv_counts(shared_dir: Path, tmp_path: Path) -> None:
     assert 0.0 <= completed[0] <= completed[1] <= 1.0
     frame = store.training_frame()
     assert frame.height == len(rows)
-    assert frame["feat_num_classes"].null_count() == 0
-    assert set(frame["feat_num_classes"].unique()) <= {19.0, 20.0}
+    assert frame["feat_n_classes"].null_count() == 0
+    assert set(frame["feat_n_classes"].unique()) <= {19.0, 20.0}
     again = store.import_tracker_csv(path, TrackerMapping())
     assert (again.runs_added, again.runs_skipped, again.datasets_added) == (0, len(rows), 0)
     assert len(store.list_runs()) == len(rows)

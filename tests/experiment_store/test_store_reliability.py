@@ -177,14 +177,14 @@ def test_migration_from_version_1(tmp_path: Path) -> None:
     con.commit()
     con.close()
     store = Store.at(path)
-    assert store.info()["schema_version"] == SCHEMA_VERSION == 2
+    assert store.info()["schema_version"] == SCHEMA_VERSION == 3
     old = store.get_run("old1")
     assert old.result.score == 0.9 and old.config.lr == 0.5
     assert store.sql("SELECT recorded_at FROM runs")["recorded_at"].to_list()[0].year == 2024
     assert store.runs_since_active_ranker() == 1
     store.save_ranker("v1", "/r", rows=1, evaluation={}, active=True)  # v2 tables exist
     versions = store.sql("SELECT version FROM schema_version ORDER BY 1")["version"].to_list()
-    assert versions == [1, 2]
+    assert versions == [1, 2, 3]
 
 
 class _FakeTime:

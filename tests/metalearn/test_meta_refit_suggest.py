@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from typer.testing import CliRunner
 
@@ -9,8 +11,8 @@ from mlsel.cli.app import app
 from mlsel.experiment_store import Store
 from mlsel.kernel.errors import RankerError
 from mlsel.kernel.records import DatasetProfile
-from mlsel.metalearn import _refit as refit_module
 from mlsel.metalearn import refit, suggest
+from mlsel.metalearn.ranker import RankerModel
 from mlsel.metalearn.synthetic import synthetic_runs
 
 FEW = DatasetProfile(
@@ -43,7 +45,7 @@ def test_suggest_with_an_empty_store_uses_rules_and_says_so(mlsel_home) -> None:
     assert first.predicted_seconds > 0 and first.predicted_memory_mb > 0
 
 
-def test_refit_gates_activation_and_suggest_explains(mlsel_home, monkeypatch) -> None:
+def test_refit_gates_activation_and_suggest_explains(mlsel_home) -> None:
     store = Store.open(mlsel_home)
     with pytest.raises(RankerError, match="at least 3 datasets"):
         refit(store, home=mlsel_home)
@@ -54,17 +56,11 @@ def test_refit_gates_activation_and_suggest_explains(mlsel_home, monkeypatch) ->
     report = suggest(FEW, store=store, top=3)
     assert report.scorer == "ranker" and first.version in report.note
     assert all(s.reasons for s in report.suggestions)
-    # a ranker measured worse than the active one is saved but kept inactive
-    real = refit_module.evaluate
-
-    def worse(frame, **kwargs):
-        ev = real(frame, **kwargs)
-        summary = {**ev.summary, "ranker": {**ev.summary["ranker"], "regret@1": 0.99}}
-        return type(ev)(summary=summary, n_datasets=ev.n_datasets, folds=ev.folds)
-
-    monkeypatch.setattr(refit_module, "evaluate", worse)
-    second = refit(store, home=mlsel_home, max_folds=4)
+    # a ranker measured worse than the active one on the same folds is saved but inactive
+    weak = RankerModel(n_estimators=1, num_leaves=2, min_child_samples=100_000)
+    second = refit(store, home=mlsel_home, max_folds=4, ranker=weak)
     assert not second.activated and "kept inactive" in second.reason
+    assert second.evaluation["active"]["version"] == first.version
     assert store.active_ranker().version == first.version
     assert len(store.list_rankers()) == 2
 
@@ -77,6 +73,15 @@ def test_cli_suggest_and_refit_json(mlsel_home, tmp_path) -> None:
     result = runner.invoke(app, ["refit", "--folds", "2"])
     assert result.exit_code == 0, result.output
     assert "best-on-average" in result.output and "activated" in result.output
+    assert "The gate" in result.output and "candidate" in result.output
+    store = Store.open(mlsel_home)
+    store.activate_ranker(store.list_rankers()[0].version)
+    result = runner.invoke(app, ["refit", "--json", "--folds", "2"])
+    assert result.exit_code == 0, result.output
+    evaluation = json.loads(result.output)["evaluation"]
+    assert evaluation["active"]["scored_by"] == "refitted"
+    assert {"regret@1", "ndcg@5"} <= set(evaluation["candidate"]) & set(evaluation["active"])
+    assert evaluation["compared_on"]["n_folds"] == 2
     result = runner.invoke(app, ["suggest", str(tmp_path / "missing"), "--json"])
     assert result.exit_code == 2 and "does not exist" in result.output
     result = runner.invoke(app, ["suggest", str(tmp_path), "--budget", "soon"])
