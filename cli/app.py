@@ -131,9 +131,33 @@ def _root(
 def _register() -> None:
     # One module per command group; each exposes `register(app)`, which adds its
     # command(s) or its sub-app. The order here is the order of `mlsel --help`.
-    from mlsel.cli import profile, refit, run, runs, sample, store, suggest, train
+    from mlsel.cli import (
+        export,
+        predict,
+        profile,
+        refit,
+        run,
+        runs,
+        sample,
+        serve,
+        store,
+        suggest,
+        train,
+    )
 
-    for module in (sample, profile, train, suggest, run, runs, store, refit):
+    for module in (
+        sample,
+        profile,
+        train,
+        suggest,
+        run,
+        export,
+        predict,
+        serve,
+        runs,
+        store,
+        refit,
+    ):
         module.register(app)
 
 

@@ -8,6 +8,8 @@
     ├── DatasetError           the dataset path, layout or content is unusable
     ├── TrainingError          a training run could not start or went wrong
     │   └── WeightsUnavailableError   pretrained weights asked for cannot be found
+    ├── ExportError            a trained model cannot be exported, or its export predicts
+    │                          differently from it (the parity check)
     ├── RankerError            the meta-model is missing, unfitted or mismatched
     └── ConfigError            a flag, setting or configuration value is invalid
 
@@ -24,6 +26,7 @@ from typing import TypeVar, overload
 __all__ = [
     "ConfigError",
     "DatasetError",
+    "ExportError",
     "MlselError",
     "RankerError",
     "StopRun",
@@ -57,6 +60,10 @@ class TrainingError(MlselError):
 
 class WeightsUnavailableError(TrainingError):
     """Pretrained weights were asked for and cannot be found or downloaded."""
+
+
+class ExportError(MlselError):
+    """A trained model cannot be exported, or its export predicts differently from it."""
 
 
 class RankerError(MlselError):

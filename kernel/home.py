@@ -7,6 +7,7 @@ Layout of a home (``$MLSEL_HOME``, default ``~/.mlsel``; ``--home`` overrides it
         runs/<run_id>/            artifacts of one run (weights, plots, metadata)
         rankers/<version>/        fitted meta-models
         searches/<fp>-<name>/     Optuna studies of `mlsel run`, for --resume
+        exports/<run_id>/         runs exported for `mlsel serve` (ONNX + the REST service)
         weights/                  pretrained weights the user put there
         cache/ultralytics/        Ultralytics' settings and downloaded weights
 
@@ -76,6 +77,14 @@ class Home:
     def search(self, fingerprint: str, name: str) -> Path:
         """Folder of the search ``name`` on the dataset ``fingerprint``."""
         return self.searches / f"{fingerprint[:12]}-{name}"
+
+    @property
+    def exports(self) -> Path:
+        return self.root / "exports"
+
+    def export(self, run_id: str) -> Path:
+        """The export of one run that ``mlsel serve`` made (and reuses)."""
+        return self.exports / run_id
 
     @property
     def weights(self) -> Path:

@@ -5,12 +5,14 @@ checked, split, fingerprinted :class:`Dataset` (``verify_images`` decodes every 
 to find damaged ones, ``drop_items`` leaves them out); ``profile_dataset`` turns it into a
 ``DatasetProfile`` of the meta-features in :data:`FEATURES` (``profile_cached`` keeps
 them in the store); ``write_sample`` writes offline sample datasets; ``data_card``
-renders a Markdown card. Decoding and landmarkers (torch) happen only when asked for.
+renders a Markdown card; ``list_images`` lists the image files under a folder. Decoding
+and landmarkers (torch) happen only when asked for.
 """
 
 from __future__ import annotations
 
 from mlsel.kernel.dataset import Box, Dataset, DatasetItem
+from mlsel.profilers._files import IMAGE_EXTENSIONS, list_images
 from mlsel.profilers._verify import bad_files_message, drop_items, verify_images
 from mlsel.profilers.datacard import data_card
 from mlsel.profilers.features import FEATURES, GROUPS, Feature
@@ -26,6 +28,7 @@ from mlsel.profilers.samples import SAMPLES, write_sample
 
 __all__ = [
     "FEATURES",
+    "IMAGE_EXTENSIONS",
     "GROUPS",
     "PIXEL_SAMPLE_CAP",
     "PROFILER_VERSION",
@@ -39,6 +42,7 @@ __all__ = [
     "dataset_fingerprint",
     "detect_layout",
     "drop_items",
+    "list_images",
     "profile_cached",
     "profile_dataset",
     "read_dataset",

@@ -419,3 +419,15 @@ def test_a_kept_linear_probe_is_exported_refitted_on_train_and_val(digits, tmp_p
 
     items = read_dataset(digits).split("val")
     assert len(Predictor(tmp_path / "best").predict([item.path for item in items])) == len(items)
+    # `best` names the refit, and its export says what it was fitted on
+    from mlsel.metalearn.models import resolve_model
+    from mlsel.trainers.export import export_model
+
+    kept = resolve_model("best", dataset=str(digits), home=None)
+    assert kept.run_dir == final
+    paths = [Path(item.path) for item in items]
+    report = export_model(final, tmp_path / "onnx", parity_images=paths, run_record=kept.record)
+    assert report.parity.passed
+    metadata = json.loads((tmp_path / "onnx" / "metadata.json").read_text())
+    assert metadata["final_fit"] == exported["final_fit"]
+    assert "refitted on train+val" in (tmp_path / "onnx" / "MODEL_CARD.md").read_text()
