@@ -181,10 +181,11 @@ def unreadable(name: str, exc: Exception, limits: Limits = LIMITS) -> Exception:
             f"Image {name} is over Pillow's cap of {cap:.3g} megapixels (twice "
             "PIL.Image.MAX_IMAGE_PIXELS). Downscale it or remove it."
         )
-    if isinstance(exc, ImportError):
-        # Importing ultralytics patches Image.open to import pi_heif (often absent) when
-        # Pillow cannot identify a file: the file is unreadable all the same.
-        reason = "not a readable image (Pillow cannot identify its format)"
+    if isinstance(exc, ImportError | Image.UnidentifiedImageError):
+        # Pillow's own words name the file object, not the file. Importing ultralytics
+        # patches Image.open to import pi_heif (often absent) when Pillow cannot identify
+        # a file: the file is unreadable all the same.
+        reason = "Pillow cannot identify its format"
     else:
         reason = str(exc) or type(exc).__name__
     return limits.error(f"Cannot decode image {name}: {reason}. Remove or replace the file.")

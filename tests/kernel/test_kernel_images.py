@@ -239,7 +239,7 @@ def test_an_import_error_from_a_patched_open_is_an_unreadable_file(
         raise ModuleNotFoundError("No module named 'pi_heif'")  # as ultralytics' patch does
 
     monkeypatch.setattr(Image, "open", patched_open)
-    with pytest.raises(DatasetError, match="odd.heic: not a readable image"):
+    with pytest.raises(DatasetError, match="odd.heic: Pillow cannot identify its format"):
         decode(path)
 
 
@@ -415,3 +415,11 @@ def test_bands_convert_exactly_as_the_whole_image(
     for factor in (1, 3, 4):
         whole = np.asarray(to_rgb(image).reduce(factor))
         assert np.array_equal(np.asarray(images._reduce_to_rgb(image, factor)), whole)
+
+
+def test_bytes_that_are_no_image_are_named_without_pillow_s_file_object() -> None:
+    with pytest.raises(DatasetError) as info:
+        decode(b"not an image at all")
+    message = str(info.value)
+    assert message.startswith("Cannot decode image <image bytes>: Pillow cannot identify")
+    assert "BytesIO" not in message

@@ -389,7 +389,10 @@ def _decode_all(uploads: list[tuple[str | None, bytes]], model: Model) -> np.nda
             pixels.append(model.decode(data))
         except ImageError as exc:
             which = repr(name) if name else f"image {index + 1}"
-            raise HTTPException(415, f"{which} is not a readable image: {exc}") from None
+            # the decoder words it for a file on disk: keep only the reason
+            reason = str(exc).replace("Cannot decode image <image bytes>: ", "")
+            reason = reason.removesuffix(" Remove or replace the file.")
+            raise HTTPException(415, f"{which} is not a readable image: {reason}") from None
     return np.stack(pixels)
 
 
