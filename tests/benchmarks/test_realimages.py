@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import realimages
-from benchmarks.realimages import (
+from benchmarks import realimages, realimages_tasks
+from benchmarks.realimages_tasks import (
     TASKS,
     TEST_SHARE,
     VAL_SHARE,
@@ -77,17 +77,17 @@ def test_splits_are_disjoint_fixed_per_seed_stratified_and_hold_every_class(
 
 def test_emoji_groups_are_read_from_unicode_data() -> None:
     _installed("noto-emoji")
-    groups = realimages.emoji_by_group()
+    groups = realimages_tasks.emoji_by_group()
     assert len(groups) == 8 and min(len(chars) for chars in groups.values()) >= 80
     assert "\N{FOX FACE}" in groups["Animals & Nature"]
-    assert realimages.render_emoji("\N{FOX FACE}").startswith(b"\x89PNG")
+    assert realimages_tasks.render_emoji("\N{FOX FACE}").startswith(b"\x89PNG")
 
 
 def test_a_missing_source_is_one_line_naming_its_package(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     missing = Task("fake", "none", (("fake-images-pkg", tmp_path / "absent"),), dict)
-    monkeypatch.setitem(realimages.TASKS, "fake", missing)
+    monkeypatch.setitem(realimages_tasks.TASKS, "fake", missing)
 
     code = realimages.main(["--tasks", "fake", "--build-only", "--out", str(tmp_path)])
 
