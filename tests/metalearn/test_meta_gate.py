@@ -17,15 +17,9 @@ from mlsel.metalearn.evaluation import evaluate
 from mlsel.metalearn.features import candidate_frame
 from mlsel.metalearn.ranker import RankerModel
 from mlsel.metalearn.synthetic import synthetic_runs
+from tests.metalearn.test_meta_refit_suggest import FEW  # the user's dataset, few images
 
 INFORMATIVE = "images_per_class_min"
-FEW = DatasetProfile(
-    "userfp",
-    "classify",
-    {"images_per_class_min": 12.0, "n_train": 120.0, "n_classes": 10.0},
-    "t",
-    name="mine",
-)
 
 
 def _log(store: Store, runs, *, source: str, keep=None, offset: int = 0) -> None:
