@@ -11,16 +11,20 @@
    keeps that from flattering ONNX Runtime.)
 2. **Service.** A real export: a linear probe on Lite0 at 224 px trained on real digits,
    exported by ``export_model(..., service=True)`` (parity-checked), served by ``uvicorn
-   app:app`` (one worker) on 127.0.0.1; ``--requests`` single-image multipart requests
-   (default 2,000) at ``--concurrency`` in flight (default 8) from an httpx client in
-   this process. Reports p50/p99 latency, throughput and errors (non-200 answers and
-   failed requests; must be 0). Every request has a timeout, the whole test a deadline.
+   app:app`` (one worker) on 127.0.0.1, twice at once: as it ships, and with the
+   prediction log on (``PREDICTION_LOG_DIR``). Each gets ``--requests`` single-image
+   multipart requests (default 2,000), every upload's bytes unique (so each costs the
+   log a blob), at ``--concurrency`` in flight (default 8) from an httpx client in this
+   process, in alternating rounds. Reports p50/p99 latency, throughput and errors
+   (non-200 answers and failed requests; must be 0) of both arms, the log's overhead
+   (ratios), and whether the log wrote every record once its server stopped. Every
+   request has a timeout, the whole test a deadline.
 
 The machine is shared: the load average before and after each part is recorded.
 Writes ``benchmarks/out/serve_bench.json`` and ``benchmarks/out/serve_bench.md``.
 
 Run: ``MLSEL_OFFLINE=1 .venv/bin/python benchmarks/serve_bench.py [--requests 2000]
-[--concurrency 8] [--repeats 5]``
+[--concurrency 8] [--repeats 5] [--service-only] [--out-name serve_bench]``
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -231,8 +237,16 @@ def _free_port() -> int:
 
 
 async def _load_test(
-    url: str, images: list[bytes], requests: int, concurrency: int, deadline_s: float
+    url: str,
+    images: list[bytes],
+    requests: int,
+    concurrency: int,
+    deadline_s: float,
+    first: int = 0,
 ) -> dict[str, Any]:
+    """``requests`` single-image requests, ``concurrency`` in flight. Request ``i`` sends
+    ``images[i % len]`` with ``i`` appended after the JPEG's end (decoders ignore it), so
+    every upload is new to the prediction log: each costs it a blob, the worst case."""
     import httpx
 
     latencies: list[float] = []
@@ -245,9 +259,9 @@ async def _load_test(
         async def worker() -> None:
             nonlocal issued
             while issued < requests and time.perf_counter() < stop_at:
-                index = issued
+                index = first + issued
                 issued += 1
-                image = images[index % len(images)]
+                image = images[index % len(images)] + index.to_bytes(8, "big")
                 started = time.perf_counter()
                 try:
                     response = await client.post(
@@ -262,95 +276,176 @@ async def _load_test(
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         wall = time.perf_counter() - started
-    ordered = sorted(latencies)
+    return {"latencies": latencies, "errors": errors, "wall": wall, "asked": requests}
+
+
+def _summary(parts: list[dict[str, Any]], concurrency: int) -> dict[str, Any]:
+    """p50/p90/p99, throughput and errors over the load tests ``parts`` of one arm."""
+    latencies = sorted(x for part in parts for x in part["latencies"])
+    errors = [e for part in parts for e in part["errors"]]
+    wall = sum(part["wall"] for part in parts)
+    asked = sum(part["asked"] for part in parts)
 
     def pct(q: float) -> float:
-        return round(1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
+        return round(1000 * latencies[min(len(latencies) - 1, int(q * len(latencies)))], 1)
 
     return {
         "requests": len(latencies),
-        "asked": requests,
+        "asked": asked,
         "concurrency": concurrency,
         "wall_seconds": round(wall, 1),
         "throughput_rps": round(len(latencies) / wall, 1),
         "p50_ms": pct(0.50),
         "p90_ms": pct(0.90),
         "p99_ms": pct(0.99),
-        "max_ms": round(1000 * ordered[-1], 1),
+        "max_ms": round(1000 * latencies[-1], 1),
         "errors": len(errors),
         "error_samples": errors[:5],
-        "hit_deadline": len(latencies) < requests,
+        "hit_deadline": len(latencies) < asked,
     }
 
 
-def service_part(requests: int, concurrency: int, deadline_s: float) -> dict[str, Any]:
+@contextmanager
+def _server(folder: Path, env: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """``uvicorn app:app`` (one worker) in ``folder`` on a free 127.0.0.1 port, ready;
+    always stopped (SIGTERM, so a prediction log flushes its queue)."""
+    import httpx
+
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "app:app", "--host", "127.0.0.1"]
+        + ["--port", str(port), "--log-level", "warning"],
+        cwd=folder,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        ready_by = time.monotonic() + 60
+        while True:
+            if server.poll() is not None:
+                raise RuntimeError(
+                    f"uvicorn exited: {server.stderr.read() if server.stderr else ''}"
+                )
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > ready_by:
+                raise RuntimeError("the service was not ready within 60 s")
+            time.sleep(0.1)
+        yield url, server
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=10)
+
+
+def _spooled(spool: Path) -> tuple[int, int]:
+    """``(records, blobs)`` a prediction log wrote."""
+    records = sum(
+        len(path.read_text().splitlines()) for path in (spool / "pending").glob("*.jsonl")
+    )
+    blobs = sum(1 for path in (spool / "blobs").rglob("*") if path.is_file())
+    return records, blobs
+
+
+def service_part(
+    requests: int, concurrency: int, deadline_s: float, rounds: int = 4
+) -> dict[str, Any]:
+    """The service under load, without and with the prediction log: two servers of the
+    same export, up together, each given ``requests`` in ``rounds`` alternating rounds
+    (ABBA...), so that a burst of load from elsewhere hits both arms alike."""
     import httpx
 
     load_before = _load()
     with tempfile.TemporaryDirectory() as tmp:
         folder, export = _export(Path(tmp))
-        port = _free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app:app", "--host", "127.0.0.1"]
-            + ["--port", str(port), "--log-level", "warning"],
-            cwd=folder,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            ready_by = time.monotonic() + 60
-            while True:
-                if server.poll() is not None:
-                    raise RuntimeError(
-                        f"uvicorn exited: {server.stderr.read() if server.stderr else ''}"
+        spool = Path(tmp) / "spool"
+        plain_env = {k: v for k, v in os.environ.items() if k != "PREDICTION_LOG_DIR"}
+        logged_env = {**plain_env, "PREDICTION_LOG_DIR": str(spool)}
+        images = _jpegs(16)
+        parts: dict[str, list[dict[str, Any]]] = {"plain": [], "logged": []}
+        warm_up = 16
+        with _server(folder, plain_env) as (plain, _), _server(folder, logged_env) as (logged, _):
+            urls = {"plain": plain, "logged": logged}
+            sent = {"plain": 0, "logged": 0}
+            for arm, url in urls.items():  # not counted: the first requests pay the set-up
+                asyncio.run(_load_test(url, images, warm_up, concurrency, 60, sent[arm]))
+                sent[arm] += warm_up
+            per_round = max(1, requests // rounds)
+            print(
+                f"load test: {per_round * rounds} requests a side at {concurrency} concurrent, "
+                f"{rounds} alternating rounds, without and with the prediction log ...",
+                flush=True,
+            )
+            for round_ in range(rounds):
+                order = ["plain", "logged"] if round_ % 2 == 0 else ["logged", "plain"]
+                for arm in order:
+                    part = asyncio.run(
+                        _load_test(
+                            urls[arm],
+                            images,
+                            per_round,
+                            concurrency,
+                            deadline_s / (2 * rounds),
+                            sent[arm],
+                        )
                     )
-                try:
-                    if httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > ready_by:
-                    raise RuntimeError("the service was not ready within 60 s")
-                time.sleep(0.1)
-            images = _jpegs(16)
-            # a short warm-up (not counted): the first requests pay the session's set-up
-            asyncio.run(_load_test(url, images, 16, concurrency, 60))
-            print(f"load test: {requests} requests at {concurrency} concurrent ...", flush=True)
-            result = asyncio.run(_load_test(url, images, requests, concurrency, deadline_s))
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(timeout=10)
+                    parts[arm].append(part)
+                    sent[arm] += len(part["latencies"])
+            counts = httpx.get(f"{logged}/metadata", timeout=10.0).json()["prediction_log"]
+        records, blobs = _spooled(spool)  # after the stop: what the log flushed
+    result = _summary(parts["plain"], concurrency)
+    with_log = _summary(parts["logged"], concurrency)
+    overhead = {
+        "p50": round(with_log["p50_ms"] / result["p50_ms"], 3),
+        "p99": round(with_log["p99_ms"] / result["p99_ms"], 3),
+        "throughput": round(with_log["throughput_rps"] / result["throughput_rps"], 3),
+    }
+    with_log.update(
+        records_expected=sent["logged"],
+        records_written=records,
+        blobs_written=blobs,
+        dropped_while_serving=counts["dropped"],
+        overhead=overhead,
+    )
+    for name, shown in (("service", result), ("with the prediction log", with_log)):
+        print(
+            f"{name}: {shown['requests']} requests, p50 {shown['p50_ms']} ms, p99 "
+            f"{shown['p99_ms']} ms, {shown['throughput_rps']} req/s, {shown['errors']} errors",
+            flush=True,
+        )
     print(
-        f"service: {result['requests']} requests, p50 {result['p50_ms']} ms, p99 "
-        f"{result['p99_ms']} ms, {result['throughput_rps']} req/s, {result['errors']} errors",
+        f"prediction log: {records} of {sent['logged']} records written, {blobs} blobs; "
+        f"latency x{overhead['p50']} (p50), x{overhead['p99']} (p99), throughput "
+        f"x{overhead['throughput']}",
         flush=True,
     )
     return {
         "export": export,
         "server": "uvicorn app:app, 1 worker, 127.0.0.1; client httpx.AsyncClient in the "
-        "benchmark process (same machine)",
-        "request": "one 320x240 JPEG (16 distinct) as multipart field 'files', top_k 3",
+        "benchmark process (same machine); the logged arm is a second server of the same "
+        "export with PREDICTION_LOG_DIR set, up at the same time",
+        "request": "one 320x240 JPEG (16 distinct, each request's bytes made unique) as "
+        "multipart field 'files', top_k 3",
+        "rounds": rounds,
         **result,
+        "prediction_log": with_log,
         "load_average_before": load_before,
         "load_average_after": _load(),
     }
 
 
-def _markdown(report: dict[str, Any]) -> str:
-    runtime, service = report["runtime"], report["service"]
+def _runtime_markdown(runtime: dict[str, Any]) -> list[str]:
     top = runtime["thread_counts"][-1]
     lines = [
-        "# Serving: ONNX Runtime against torch eager, and the REST service under load",
-        "",
-        f"Machine: {report['machine']}. Load average (1, 5, 15 min) before: "
-        f"{runtime['load_average_before']}; after: {service['load_average_after']}.",
-        "",
         f"## Runtime ({runtime['model']}; torch {runtime['torch']}, onnxruntime "
         f"{runtime['onnxruntime']})",
         "",
@@ -370,45 +465,83 @@ def _markdown(report: dict[str, Any]) -> str:
             f"| {row['batch']} | {torch_best} | {ort_best} | **{row['ratio_best']}x** "
             f"| {row[f'ratio_at_{top}_threads']}x | {row['max_abs_diff']:.1e} |"
         )
-    export = service["export"]
-    lines += [
-        "",
-        "## The REST service under load",
+    return [*lines, ""]
+
+
+def _service_markdown(service: dict[str, Any]) -> list[str]:
+    export, logged = service["export"], service["prediction_log"]
+    overhead = logged["overhead"]
+
+    def row(name: str, arm: dict[str, Any]) -> str:
+        return (
+            f"| {name} | {arm['requests']} | {arm['concurrency']} | {arm['p50_ms']} "
+            f"| {arm['p90_ms']} | {arm['p99_ms']} | {arm['max_ms']} "
+            f"| {arm['throughput_rps']} | {arm['errors']} |"
+        )
+
+    return [
+        "## The REST service under load, without and with the prediction log",
         "",
         f"Model: {export['config']} (run {export['run_id']}; parity "
         f"{'passed' if export['parity']['passed'] else 'FAILED'} on "
         f"{export['parity']['images']} {export['parity']['source']}). Server: "
-        f"{service['server']}. Request: {service['request']}.",
+        f"{service['server']}. Request: {service['request']}. The arms alternate in "
+        f"{service['rounds']} rounds.",
         "",
-        "| requests | concurrent | p50 ms | p90 ms | p99 ms | max ms | req/s | errors |",
-        "|---|---|---|---|---|---|---|---|",
-        f"| {service['requests']} | {service['concurrency']} | {service['p50_ms']} "
-        f"| {service['p90_ms']} | {service['p99_ms']} | {service['max_ms']} "
-        f"| {service['throughput_rps']} | {service['errors']} |",
+        "| arm | requests | concurrent | p50 ms | p90 ms | p99 ms | max ms | req/s | errors |",
+        "|---|---|---|---|---|---|---|---|---|",
+        row("no log", service),
+        row("PREDICTION_LOG_DIR", logged),
+        "",
+        f"With the log: p50 x{overhead['p50']}, p99 x{overhead['p99']}, throughput "
+        f"x{overhead['throughput']}. It wrote {logged['records_written']} of "
+        f"{logged['records_expected']} records (warm-up included) and "
+        f"{logged['blobs_written']} blobs; {logged['dropped_while_serving']} dropped.",
         "",
     ]
+
+
+def _markdown(report: dict[str, Any]) -> str:
+    runtime, service = report.get("runtime"), report["service"]
+    before = (runtime or service)["load_average_before"]
+    lines = [
+        "# Serving: ONNX Runtime against torch eager, and the REST service under load",
+        "",
+        f"Machine: {report['machine']}. Load average (1, 5, 15 min) before: "
+        f"{before}; after: {service['load_average_after']}.",
+        "",
+    ]
+    if runtime is not None:
+        lines += _runtime_markdown(runtime)
+    lines += _service_markdown(service)
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--requests", type=int, default=2000, help="requests a side")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per batch and arm")
     parser.add_argument("--deadline", type=float, default=240.0, help="load test limit, s")
+    parser.add_argument("--service-only", action="store_true", help="skip the runtime part (1.)")
+    parser.add_argument(
+        "--out-name", default="serve_bench", help="benchmarks/out/NAME.json and NAME.md"
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     report: dict[str, Any] = {
         "machine": f"{platform.machine()}, {platform.system()} {platform.release()}, Python "
         f"{platform.python_version()}, {_cores()} cores, CPU only",
     }
-    report["runtime"] = runtime_part(args.repeats)
+    if not args.service_only:
+        report["runtime"] = runtime_part(args.repeats)
     report["service"] = service_part(args.requests, args.concurrency, args.deadline)
     report["seconds"] = round(time.perf_counter() - started, 1)
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "serve_bench.json").write_text(json.dumps(report, indent=2) + "\n")
-    (OUT / "serve_bench.md").write_text(_markdown(report))
-    print(f"wrote {OUT / 'serve_bench.json'} and {OUT / 'serve_bench.md'} ({report['seconds']} s)")
+    json_path, md_path = OUT / f"{args.out_name}.json", OUT / f"{args.out_name}.md"
+    json_path.write_text(json.dumps(report, indent=2) + "\n")
+    md_path.write_text(_markdown(report))
+    print(f"wrote {json_path} and {md_path} ({report['seconds']} s)")
 
 
 if __name__ == "__main__":

@@ -132,10 +132,14 @@ def _register() -> None:
     # One module per command group; each exposes `register(app)`, which adds its
     # command(s) or its sub-app. The order here is the order of `mlsel --help`.
     from mlsel.cli import (
+        drift,
         export,
+        feedback,
+        models,
         predict,
         profile,
         refit,
+        retrain,
         run,
         runs,
         sample,
@@ -154,6 +158,10 @@ def _register() -> None:
         export,
         predict,
         serve,
+        models,
+        feedback,
+        drift,
+        retrain,
         runs,
         store,
         refit,

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import csv
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 
 from mlsel.cli._common import console, err_console, print_json, state
+
+if TYPE_CHECKING:
+    from mlsel.metalearn.models import ResolvedModel
 
 __all__ = ["predict_command", "register"]
 
@@ -39,6 +43,39 @@ def _write_csv(rows: list[dict[str, Any]], top_k: int) -> None:
         writer.writerow(cells)
 
 
+def _log(
+    ctx: typer.Context,
+    resolved: ResolvedModel,
+    classes: Sequence[str],
+    rows: list[dict[str, Any]],
+) -> None:
+    """Record ``rows`` in the store's prediction log (``--log``)."""
+    from mlsel.experiment_store.store import Store
+    from mlsel.metalearn.prediction_log import export_identity, log_file_predictions, logged_model
+
+    if resolved.exported is not None:
+        model_id, run_id = export_identity(resolved.exported)
+    else:  # a trained run (resolve_model's contract: a run id, or an export)
+        run_id = resolved.run_id
+        model_id = run_id or resolved.how
+    who = logged_model(
+        model_id,
+        registry_name=resolved.registry_name,
+        registry_version=resolved.registry_version,
+        run_id=run_id,
+    )
+    count = log_file_predictions(
+        Store.open(state(ctx).home),
+        rows,
+        model=who.model,
+        model_version=who.model_version,
+        run_id=who.run_id,
+        classes=classes,
+    )
+    shown = f"{who.model}@v{who.model_version}" if who.model_version is not None else who.model
+    err_console.print(f"[dim]logged {count} predictions of {escape(shown)}[/]", highlight=False)
+
+
 def predict_command(
     ctx: typer.Context,
     model: Annotated[
@@ -57,6 +94,14 @@ def predict_command(
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=1, help="Images decoded and run at once.")
     ] = 32,
+    log: Annotated[
+        bool,
+        typer.Option(
+            "--log",
+            help="Record every prediction in the store (image hash, path, probabilities), "
+            "for `mlsel feedback export`.",
+        ),
+    ] = False,
 ) -> None:
     """Predict the labels of IMAGES with MODEL, decoded as in training. An unreadable file
     is named on stderr with its reason, and the others are still predicted."""
@@ -95,7 +140,11 @@ def predict_command(
             batch_size=batch_size,
             on_skip=skip,
             on_batch=lambda done: progress.update(task, completed=done),
+            probabilities=log,
         )
+    if log:
+        _log(ctx, resolved, predictor.classes, rows)
+        rows = [{k: v for k, v in row.items() if k != "probabilities"} for row in rows]
     if as_json:
         print_json(rows)
     elif as_csv:

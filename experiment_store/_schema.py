@@ -181,8 +181,72 @@ def _v3_run_keys(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _v4_registry(con: duckdb.DuckDBPyConnection) -> None:
+    """The model registry (named versions, aliases and their history), the dataset versions
+    made from labelled feedback, and the opt-in log of what served models predicted."""
+    con.execute(
+        """
+        CREATE TABLE models (
+            name VARCHAR NOT NULL,
+            version INTEGER NOT NULL,
+            run_id VARCHAR NOT NULL,
+            dataset VARCHAR NOT NULL,
+            dataset_version VARCHAR,
+            parent INTEGER,
+            promoted_by VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL,
+            evaluation VARCHAR NOT NULL DEFAULT '{}',
+            PRIMARY KEY (name, version)
+        );
+        CREATE TABLE model_aliases (
+            name VARCHAR NOT NULL,
+            alias VARCHAR NOT NULL,
+            version INTEGER NOT NULL,
+            set_by VARCHAR NOT NULL,
+            set_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (name, alias)
+        );
+        CREATE TABLE alias_history (
+            name VARCHAR NOT NULL,
+            alias VARCHAR NOT NULL,
+            version INTEGER,
+            previous INTEGER,
+            set_by VARCHAR NOT NULL,
+            set_at TIMESTAMP NOT NULL,
+            action VARCHAR NOT NULL
+        );
+        CREATE TABLE dataset_versions (
+            name VARCHAR NOT NULL,
+            version INTEGER NOT NULL,
+            fingerprint VARCHAR NOT NULL,
+            path VARCHAR NOT NULL,
+            parent VARCHAR,
+            lineage VARCHAR NOT NULL DEFAULT '{}',
+            created_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (name, version)
+        );
+        CREATE TABLE predictions (
+            prediction_id VARCHAR PRIMARY KEY,
+            model VARCHAR NOT NULL,
+            model_version INTEGER,
+            run_id VARCHAR,
+            image_hash VARCHAR NOT NULL,
+            path VARCHAR,
+            blob VARCHAR,
+            label VARCHAR NOT NULL,
+            confidence DOUBLE NOT NULL,
+            top_k VARCHAR NOT NULL DEFAULT '[]',
+            probabilities DOUBLE[],
+            classes VARCHAR[],
+            source VARCHAR NOT NULL,
+            predicted_at TIMESTAMP NOT NULL
+        );
+        """
+    )
+
+
 Migration = Callable[["duckdb.DuckDBPyConnection"], None]
-MIGRATIONS: tuple[Migration, ...] = (_v1_core, _v2_rankers_settings, _v3_run_keys)
+MIGRATIONS: tuple[Migration, ...] = (_v1_core, _v2_rankers_settings, _v3_run_keys, _v4_registry)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -20,7 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlsel.experiment_store import _frames, _rankers, _tables
+from mlsel.experiment_store import _frames, _predictions, _rankers, _tables
 from mlsel.experiment_store._access import StoreAccess
 from mlsel.experiment_store._codec import (
     EPOCH_COLUMNS,
@@ -47,7 +47,9 @@ if TYPE_CHECKING:
     import polars as pl
 
     from mlsel.experiment_store._exchange import ImportReport
+    from mlsel.experiment_store._predictions import PredictionRow
     from mlsel.experiment_store._rankers import RankerEntry
+    from mlsel.experiment_store._registry import Registry
     from mlsel.experiment_store._tracker import TrackerMapping
 
 __all__ = ["Store"]
@@ -145,8 +147,10 @@ class Store:
         source: str = "local",
         hardware: Mapping[str, str] | None = None,
         versions: Mapping[str, str] | None = None,
+        dataset: tuple[str, str, str] | None = None,
     ) -> str:
-        """Record a run as ``running`` (with this process's pid and host); return its id."""
+        """Record a run as ``running`` (with this process's pid and host); return its id.
+        ``dataset`` (name, task, folder) fills in what the store knows of the dataset."""
         check_dataset(dataset_fp)
         check_config(config)
         check_source(source)
@@ -166,7 +170,13 @@ class Store:
             recorded_at=now,
         )
         with self._session(write=True, what="start a run") as con:
-            _tables.ensure_dataset(con, [dataset_fp], source, now)
+            if dataset is None:
+                _tables.ensure_dataset(con, [dataset_fp], source, now)
+            else:
+                name, task, path = dataset
+                _tables.upsert_dataset(
+                    con, dataset_fp, name=name, task=task, path=path, source=source, now=now
+                )
             _tables.insert_rows(con, "runs", RUN_COLUMNS, [row])
         return run_id
 
@@ -457,6 +467,27 @@ class Store:
         """Finished runs recorded since the active ranker was trained (all if none)."""
         with self._session(write=False, what="count runs") as con:
             return _rankers.count_runs_since_active(con)
+
+    # -- the model registry and the prediction log ------------------------------------------
+
+    @property
+    def registry(self) -> Registry:
+        """Named models, their aliases and dataset versions (see :mod:`._registry`)."""
+        from mlsel.experiment_store._registry import Registry
+
+        return Registry(self)
+
+    def log_predictions(self, rows: Sequence[PredictionRow]) -> int:
+        """Add logged predictions (one row per prediction id); returns how many were new."""
+        with self._session(write=True, what="log predictions") as con:
+            return _predictions.insert_predictions(con, rows)
+
+    def predictions_frame(
+        self, model: str | None = None, model_version: int | None = None
+    ) -> pl.DataFrame:
+        """The logged predictions (of ``model``, of one version) as a Polars frame."""
+        with self._session(write=False, what="read the prediction log") as con:
+            return _predictions.predictions_frame(con, model, model_version)
 
     def get_setting(self, key: str, default: Any = None) -> Any:
         """A small JSON value kept in the store, or ``default``."""

@@ -87,6 +87,20 @@ class Home:
         return self.exports / run_id
 
     @property
+    def datasets(self) -> Path:
+        """Dataset versions made from labelled feedback: ``datasets/<model>/v<N>/``."""
+        return self.root / "datasets"
+
+    def dataset_version(self, name: str, version: int) -> Path:
+        """The folder of version ``version`` of the feedback datasets of model ``name``."""
+        return self.datasets / name / f"v{version}"
+
+    @property
+    def predictions(self) -> Path:
+        """The prediction log's spool (what services wrote, before the store takes it)."""
+        return self.root / "predictions"
+
+    @property
     def weights(self) -> Path:
         """Pretrained weights the user put there (``<arch>.pth``, or the upstream file name)."""
         return self.root / "weights"

@@ -7,20 +7,23 @@ resolved in this order:
 2. a run id (``mlsel runs`` lists them);
 3. ``best`` with a dataset (a path, a fingerprint or its prefix, or a name): the model
    kept by the latest search on that dataset;
-4. a search name (``mlsel run --name``, or the start time it was given).
+4. a registered model, ``NAME@alias`` or ``NAME@vN`` (a bare ``NAME`` is
+   ``NAME@champion``; ``mlsel models`` lists them);
+5. a search name (``mlsel run --name``, or the start time it was given).
 
 The model a search keeps is recomputed from its study and the store exactly as the
 search chose it (:func:`~mlsel.metalearn.search.leaderboard.best_row`: the lowest
 validation loss among the trials within one standard error of the top score). A kept
 linear probe is the one the search refitted on train + val (``<run>/final/``), the model
-``mlsel run`` hands over; a run id always means the run's own model.
+``mlsel run`` hands over; a run id and a registered model always mean the run's own model,
+so that its validation split stays held out for the retraining loop's comparisons.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -47,6 +50,8 @@ class ResolvedModel:
     record: RunRecord | None
     how: str
     exported: Path | None = None
+    registry_name: str | None = None
+    registry_version: int | None = None
 
     @property
     def is_exported(self) -> bool:
@@ -152,6 +157,9 @@ def resolve_model(
             f"There is no search on dataset {dataset!r} ({known}) in {where.root}, so no "
             "`best` model. Run `mlsel run DATASET` first, or name a run id (`mlsel runs`)."
         )
+    registered = _registered(store, where, spec)
+    if registered is not None:
+        return registered
     fingerprints = [fp for fp, _ in _dataset_fingerprints(store, dataset)] if dataset else None
     matches = sorted(
         p
@@ -172,9 +180,26 @@ def resolve_model(
         return _run(store, where, run_id, how, kept=True)
     raise ConfigError(
         f"No model named {spec!r}: it is not an export folder (model.onnx and predict.py), "
-        f"a run id in {where.store}, `best` with --dataset, nor a search name in "
-        f"{where.searches}. `mlsel runs` lists the run ids."
+        f"a run id in {where.store}, `best` with --dataset, a registered model (`mlsel "
+        f"models`), nor a search name in {where.searches}. `mlsel runs` lists the run ids."
     )
+
+
+def _registered(store: Store, home: Home, spec: str) -> ResolvedModel | None:
+    """``NAME@alias``, ``NAME@vN`` or a bare ``NAME`` (its champion), when registered.
+
+    Raises:
+        ConfigError: ``spec`` has an ``@`` but names no registered version.
+    """
+    from mlsel.experiment_store import CHAMPION
+
+    name, _, which = spec.partition("@")
+    if not which and name not in store.registry.names():
+        return None
+    version = store.registry.get(name, which or CHAMPION)
+    how = f"{version.ref} ({'@'.join((name, which or CHAMPION))}, run {version.run_id})"
+    found = _run(store, home, version.run_id, how)
+    return replace(found, registry_name=name, registry_version=version.version)
 
 
 def validation_images(

@@ -12,6 +12,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mlsel.kernel.errors import ConfigError
 from mlsel.kernel.home import Home
@@ -27,6 +28,9 @@ class ServedModel:
     model_id: str
     how: str
     done: tuple[str, ...] = ()
+    run_id: str | None = None
+    registry_name: str | None = None
+    registry_version: int | None = None
 
 
 def _model_id(folder: Path) -> str:
@@ -68,12 +72,17 @@ def servable_folder(
             write_service(folder)
             done.append(f"added the REST service (app.py, Dockerfile, ...) to {folder}")
         return ServedModel(folder, _model_id(folder), resolved.how, tuple(done))
+    known: dict[str, Any] = {
+        "run_id": resolved.run_id,
+        "registry_name": resolved.registry_name,
+        "registry_version": resolved.registry_version,
+    }
     if resolved.run_id is None or resolved.run_dir is None:  # resolve_model's contract
         raise ConfigError(f"{spec!r} names no trained run or export folder to serve.")
     folder = Home.resolve(home).export(resolved.run_id)
     if (folder / "model.onnx").is_file() and _has_service(folder):
         done.append(f"reused the export in {folder}")
-        return ServedModel(folder, _model_id(folder), resolved.how, tuple(done))
+        return ServedModel(folder, _model_id(folder), resolved.how, tuple(done), **known)
     from mlsel.trainers.export import export_model
 
     images = validation_images(resolved, dataset=dataset, home=home)
@@ -92,4 +101,4 @@ def servable_folder(
         f"{parity.describe()})"
     )
     done.extend(images.notes)
-    return ServedModel(folder, report.model_id, resolved.how, tuple(done))
+    return ServedModel(folder, report.model_id, resolved.how, tuple(done), **known)

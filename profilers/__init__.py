@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from mlsel.kernel.dataset import Box, Dataset, DatasetItem
 from mlsel.profilers._files import IMAGE_EXTENSIONS, list_images
+from mlsel.profilers._pixels import STAT_NAMES, pixel_stats
 from mlsel.profilers._verify import bad_files_message, drop_items, verify_images
 from mlsel.profilers.datacard import data_card
 from mlsel.profilers.features import FEATURES, GROUPS, Feature
@@ -27,6 +28,7 @@ from mlsel.profilers.readers import detect_layout, read_dataset
 from mlsel.profilers.samples import SAMPLES, write_sample
 
 __all__ = [
+    "STAT_NAMES",
     "FEATURES",
     "IMAGE_EXTENSIONS",
     "GROUPS",
@@ -43,6 +45,7 @@ __all__ = [
     "detect_layout",
     "drop_items",
     "list_images",
+    "pixel_stats",
     "profile_cached",
     "profile_dataset",
     "read_dataset",

@@ -31,11 +31,13 @@ from mlsel.trainers.embeddings import AUGMENTED_VIEWS, EmbeddingSpec, weights_id
 from mlsel.trainers.metrics import classification_metrics
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import numpy as np
     import torch
     from torch import nn
 
-    from mlsel.kernel.dataset import Dataset
+    from mlsel.kernel.dataset import Dataset, DatasetItem
     from mlsel.trainers.embeddings import EmbeddingCache
     from mlsel.trainers.zoo import Network
 
@@ -48,6 +50,7 @@ __all__ = [
     "ensemble_strengths",
     "cached_share",
     "embed_dataset",
+    "embed_items",
     "fit_head",
     "fit_linear",
     "power_normalise",
@@ -224,6 +227,32 @@ def embed_dataset(
         seconds=time.perf_counter() - started,
         dims=[int(t.shape[-1]) for t in val_parts],
     )
+
+
+def embed_items(
+    items: Sequence[DatasetItem],
+    config: Config,
+    cache: EmbeddingCache,
+    device: torch.device,
+    *,
+    weights: str | None = None,
+) -> torch.Tensor:
+    """Power-normalised plain embeddings of any ``items`` (no labels needed) by
+    ``config``'s backbone(s), joined; cached exactly as a frozen run's validation images,
+    so images a probe was trained or validated on are not embedded again.
+
+    Raises:
+        WeightsUnavailableError: a backbone's weights are not at hand.
+        DatasetError: an image cannot be decoded.
+    """
+    import torch
+
+    joined = []
+    for arch in parts(config.arch):
+        part, build = _backbone(arch, config, weights, config.image_size)
+        spec = EmbeddingSpec(arch, part.identity, config.image_size, part.mean, part.std)
+        joined.append(power_normalise(cache.get(spec, list(items), build, device)))
+    return torch.cat(joined, dim=-1)
 
 
 def cached_share(dataset: Dataset, config: Config, cache: EmbeddingCache) -> float:

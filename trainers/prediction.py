@@ -34,9 +34,11 @@ class FilePredictor:
         batch_size: int = 32,
         on_skip: Callable[[Path, str], None] = lambda path, reason: None,
         on_batch: Callable[[int], None] = lambda done: None,
+        probabilities: bool = False,
     ) -> list[dict[str, Any]]:
         """One row per readable file: ``path``, ``label``, ``probability``, ``top_k``
-        (``{"label", "probability"}``, best first). ``on_batch`` gets the files done."""
+        (``{"label", "probability"}``, best first), and with ``probabilities`` the whole
+        vector in ``classes`` order. ``on_batch`` gets the files done."""
         import numpy as np
 
         rows: list[dict[str, Any]] = []
@@ -49,11 +51,13 @@ class FilePredictor:
                 except self.errors as exc:
                     on_skip(path, " ".join(str(exc).split()))
             if good:
-                probabilities = np.asarray(self.run(decoded))
-                for path, row in zip(good, probabilities, strict=True):
+                batch = np.asarray(self.run(decoded))
+                for path, row in zip(good, batch, strict=True):
                     order = np.argsort(-row, kind="stable")[: max(1, top_k)]
                     top = [{"label": self.classes[i], "probability": float(row[i])} for i in order]
                     rows.append({"path": str(path), **top[0], "top_k": top})
+                    if probabilities:
+                        rows[-1]["probabilities"] = [float(p) for p in row]
             on_batch(min(len(paths), lo + batch_size))
         return rows
 

@@ -108,6 +108,7 @@ def train(
         source=source,
         hardware=describe_hardware(dev),
         versions=library_versions(),
+        dataset=(dataset.name, dataset.task, dataset.root),
     )
     artifact_dir = Home.of_store(store.path).run(run_id)
     curve: list[EpochRecord] = []

@@ -32,6 +32,7 @@ __all__ = [
 
 SERVICE_FILES: tuple[str, ...] = (
     "app.py",
+    "prediction_log.py",
     "requirements-service.txt",
     "Dockerfile",
     "test_service.py",

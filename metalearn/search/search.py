@@ -80,6 +80,9 @@ class SearchSettings:
         clock: the budget's clock (tests inject one they drive).
         skip_bad_files: leave out images that cannot be decoded (else they stop the search
             before it starts, with the files named).
+        warm_configs: configs tried first, before the ranker's picks (a retrain's champion).
+        final_fit: refit a kept linear probe on train + val; off when the validation split
+            must stay held out (a retrain compares models on it).
     """
 
     budget_s: float
@@ -102,6 +105,8 @@ class SearchSettings:
     trainer: Trainer | None = None
     clock: Clock = time.time
     skip_bad_files: bool = False
+    warm_configs: tuple[Config, ...] = ()
+    final_fit: bool = True
 
 
 @dataclass(frozen=True)
@@ -364,7 +369,9 @@ def run_search(
         profile, configs = store.get_profile(dataset.fingerprint), []
         notes.append(f"no suggestions, the search starts cold: {exc}")
         logger.warning(notes[-1])
-    warm = configs if settings.warm_start and not settings.resume else []
+    warm = list(settings.warm_configs) if not settings.resume else []
+    picks = configs if settings.warm_start and not settings.resume else []
+    warm += [c for c in picks if c.key() not in {w.key() for w in warm}]
     study_module.enqueue_warm_start(study, warm)
     jobs = _jobs(settings, slots, dataset, profile, _cost_model(store, gpu), home, folder, budget)
     jobs = [replace(job, shortlist=tuple(shortlist)) for job in jobs]
@@ -383,7 +390,7 @@ def run_search(
             f"standard error of the top score (trial {rows[0].trial})"
         )
     output = final = None
-    if best is not None:
+    if best is not None and settings.final_fit:
         final, note = fit_final(best, store, jobs[0].trainer, dataset, budget.wrap_up_left())
         notes += [note] if note else []
     if best is not None and settings.output is not None:

@@ -129,3 +129,90 @@ def test_a_real_mlsel_serve_process_answers(tmp_path: Path) -> None:
             assert http.get("/metadata").json()["model"] == "standin-0001"
             error = http.post("/predict", content=b"not an image")
             assert error.status_code == 415 and "error" in error.json()
+
+
+def test_serve_log_spools_for_the_model_and_brings_it_in_when_it_stops(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    import uvicorn
+
+    from mlsel.experiment_store.store import Store
+
+    home = tmp_path / "home"
+    folder = write_export(tmp_path / "exported")
+    spool = home / "predictions" / "standin-0001"
+    seen: list[str | None] = []
+
+    def serve_and_log(target: str, **kwargs: Any) -> None:  # what the service would write
+        seen.append(os.environ.get("PREDICTION_LOG_DIR"))
+        record = {
+            "prediction_id": "a" * 32,
+            "image_hash": "b" * 32,
+            "filename": "x.png",
+            "label": "cat",
+            "confidence": 0.5,
+            "top_k": [{"label": "cat", "probability": 0.5}],
+            "model": "standin-0001",
+            "blob": None,
+        }
+        (spool / "pending" / "1-x-000001.jsonl").write_text(json.dumps(record) + "\n")
+
+    monkeypatch.setattr(uvicorn, "run", serve_and_log)
+    for name in ("MODEL_DIR", "PREDICTION_LOG_DIR"):  # the command sets them; restored after
+        monkeypatch.setenv(name, "unset")
+    result = runner.invoke(app, ["--home", str(home), "serve", str(folder), "--log"])
+    assert result.exit_code == 0, result.output
+    assert seen == [str(spool)]
+    assert json.loads((spool / "model.json").read_text()) == {
+        "model": "standin-0001",
+        "model_version": None,
+        "run_id": None,
+    }
+    assert "logged 1 predictions of standin-0001" in result.stderr
+    frame = Store.open(home).predictions_frame("standin-0001")
+    assert frame["prediction_id"].to_list() == ["a" * 32]
+    assert not list((spool / "pending").iterdir())
+
+
+@pytest.mark.slow
+def test_a_real_mlsel_serve_log_process_logs_every_prediction(tmp_path: Path) -> None:
+    import hashlib
+    import io
+
+    from PIL import Image
+
+    from mlsel.experiment_store.store import Store
+
+    home = tmp_path / "home"
+    folder = write_export(tmp_path / "exported")
+    port = free_port()
+    mlsel = Path(sys.executable).with_name("mlsel")
+    images = []
+    for seed in range(3):
+        out = io.BytesIO()
+        Image.new("RGB", (40, 40), (seed * 80, 30, 200 - seed * 50)).save(out, format="PNG")
+        images.append(out.getvalue())
+    command = [str(mlsel), "--home", str(home), "serve", str(folder), "--port", str(port), "--log"]
+    with serving(command, port) as url:
+        with httpx.Client(base_url=url, timeout=10.0) as http:
+            for image in [*images, images[0]]:
+                assert http.post("/predict", content=image).status_code == 200
+            files = [("files", (f"{i}.png", image, "image/png")) for i, image in enumerate(images)]
+            assert http.post("/predict", files=files).status_code == 200
+            assert http.get("/metadata").json()["prediction_log"]["dropped"] == 0
+    # stopped (SIGTERM): the service flushed its queue, `mlsel serve` brought it in
+    frame = Store.open(home).predictions_frame("standin-0001")
+    assert frame.height == 7
+    assert set(frame["source"].to_list()) == {"serve"}
+    digests = {hashlib.blake2b(image, digest_size=16).hexdigest() for image in images}
+    assert set(frame["image_hash"].to_list()) == digests
+    for row in frame.iter_rows(named=True):
+        assert (
+            hashlib.blake2b(Path(row["blob"]).read_bytes(), digest_size=16).hexdigest()
+            == (row["image_hash"])
+        )
+    spool = home / "predictions" / "standin-0001"
+    assert not list((spool / "pending").iterdir())
+    assert len([p for p in (spool / "blobs").rglob("*") if p.is_file()]) == len(images)

@@ -97,7 +97,7 @@ def test_store_export_import_info(filled: dict[str, str], tmp_path: Path) -> Non
 
     info = runner.invoke(app, ["--home", str(other_home), "store", "info", "--json"])
     data = json.loads(info.output)
-    assert data["runs"] == 2 and data["schema_version"] == 3
+    assert data["runs"] == 2 and data["schema_version"] == 4
     assert data["runs_by_source"] == {"bundled": 1, "imported": 1}
     assert data["runs_by_status"] == {"completed": 1, "failed": 1}
     assert data["size_bytes"] > 0

@@ -177,7 +177,7 @@ def test_migration_from_version_1(tmp_path: Path) -> None:
     con.commit()
     con.close()
     store = Store.at(path)
-    assert store.info()["schema_version"] == SCHEMA_VERSION == 3
+    assert store.info()["schema_version"] == SCHEMA_VERSION == 4
     old = store.get_run("old1")
     assert old.result.score == 0.9 and old.config.lr == 0.5
     assert store.sql("SELECT recorded_at FROM runs")["recorded_at"].to_list()[0].year == 2024

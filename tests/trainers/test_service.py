@@ -58,14 +58,16 @@ def real(
 def _imported_app(folder: Path) -> Iterator[ModuleType]:
     """``folder``'s app.py imported as ``app`` (with its own ``predict``), then forgotten."""
     saved: dict[str, ModuleType] = {
-        name: sys.modules.pop(name) for name in ("app", "predict") if name in sys.modules
+        name: sys.modules.pop(name)
+        for name in ("app", "predict", "prediction_log")
+        if name in sys.modules
     }
     sys.path.insert(0, str(folder))
     try:
         yield importlib.import_module("app")
     finally:
         sys.path.remove(str(folder))
-        for name in ("app", "predict"):
+        for name in ("app", "predict", "prediction_log"):
             sys.modules.pop(name, None)
         sys.modules.update(saved)
 
@@ -245,6 +247,125 @@ def test_an_internal_fault_is_a_json_500(
         monkeypatch.setattr(app.state.service.model, "probabilities", broken)
         message = _error(started.post("/predict", content=_png(1)), 500)
     assert message == "internal error (RuntimeError); the service log has the details"
+
+
+# ---- the prediction log ------------------------------------------------------------------
+
+
+def _logged(folder: Path) -> list[dict]:
+    """Every record of the spool ``folder``, file by file in name order."""
+    records = []
+    for path in sorted((folder / "pending").glob("*.jsonl")):
+        records += [json.loads(line) for line in path.read_text().splitlines()]
+    return records
+
+
+def test_the_prediction_log_setting(app_module: ModuleType, tmp_path: Path) -> None:
+    assert app_module.Settings.from_env({}).prediction_log_dir is None
+    given = app_module.Settings.from_env({"PREDICTION_LOG_DIR": str(tmp_path)})
+    assert given.prediction_log_dir == tmp_path
+
+
+def test_every_prediction_is_logged_once_the_service_stops(
+    app_module: ModuleType, folder: Path, tmp_path: Path
+) -> None:
+    import hashlib
+
+    spool = tmp_path / "spool"
+    settings = app_module.Settings(model_dir=folder, prediction_log_dir=spool)
+    seeds = [1, 2, 1, 3, 2, 1]  # 3 distinct images, 6 predictions
+    answered = []
+    with TestClient(app_module.create_app(settings)) as http:
+        assert http.get("/metadata").json()["prediction_log"]["dir"] == str(spool)
+        for i, seed in enumerate(seeds[:4]):
+            response = http.post("/predict", files={"files": (f"{i}.png", _png(seed), "image/png")})
+            answered += response.json()["predictions"]
+        files = [("files", (f"{i}.png", _png(s), "image/png")) for i, s in enumerate(seeds[4:], 4)]
+        answered += http.post("/predict", files=files, params={"top_k": 2}).json()["predictions"]
+    records = _logged(spool)
+    assert len(records) == len(seeds)
+    assert len({r["prediction_id"] for r in records}) == len(seeds)
+    assert [r["filename"] for r in records] == [f"{i}.png" for i in range(len(seeds))]
+    for record, seed, served in zip(records, seeds, answered, strict=True):
+        data = _png(seed)
+        assert record["image_hash"] == hashlib.blake2b(data, digest_size=16).hexdigest()
+        assert (spool / record["blob"]).read_bytes() == data
+        assert record["top_k"] == served["top_k"]
+        assert (record["label"], record["confidence"]) == tuple(served["top_k"][0].values())
+        assert record["classes"] == CLASSES and len(record["probabilities"]) == len(CLASSES)
+        assert sum(record["probabilities"]) == pytest.approx(1.0, abs=1e-5)
+        assert record["model"] == "standin-0001" and record["predicted_at"]
+    blobs = [p for p in (spool / "blobs").rglob("*") if p.is_file()]
+    assert len(blobs) == 3  # once per distinct upload
+    assert not list(spool.rglob("*.tmp"))
+
+
+def test_requests_do_not_wait_for_the_log_which_writes_in_batches(
+    app_module: ModuleType, folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    release = threading.Event()
+    write = app_module.PredictionLog._write
+
+    def held(self, batches, records):  # noqa: ANN001, ANN202
+        release.wait(timeout=60)  # every request below is answered while the writer waits
+        return write(self, batches, records)
+
+    monkeypatch.setattr(app_module.PredictionLog, "_write", held)
+    monkeypatch.setattr(app_module.PredictionLog, "BATCH_RECORDS", 4)
+    monkeypatch.setattr(app_module.PredictionLog, "BATCH_SECONDS", 600.0)  # only size or stop
+    spool = tmp_path / "spool"
+    settings = app_module.Settings(model_dir=folder, prediction_log_dir=spool)
+    with TestClient(app_module.create_app(settings)) as http:
+        for seed in range(10):
+            assert http.post("/predict", content=_png(seed)).status_code == 200
+        assert not list((spool / "pending").glob("*.jsonl"))
+        release.set()
+    sizes = [
+        len(path.read_text().splitlines()) for path in sorted((spool / "pending").glob("*.jsonl"))
+    ]
+    assert sizes == [4, 4, 2]  # two full batches, then the rest when the service stops
+
+
+def test_a_disk_that_cannot_be_written_drops_the_log_not_the_requests(
+    app_module: ModuleType,
+    folder: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    settings = app_module.Settings(model_dir=folder, prediction_log_dir=blocked / "spool")
+    app = app_module.create_app(settings)
+    with caplog.at_level("WARNING", logger="uvicorn.error"), TestClient(app) as http:
+        log = app.state.service.log
+        for seed in range(5):
+            assert http.post("/predict", content=_png(seed)).status_code == 200
+        assert http.get("/metadata").json()["prediction_log"]["logged"] == 0
+    assert (log.logged, log.dropped) == (0, 5)
+    warnings = [r for r in caplog.records if "prediction log" in r.getMessage()]
+    assert len(warnings) == 1 and "requests are still answered" in warnings[0].getMessage()
+
+
+def test_a_full_disk_mid_way_drops_what_it_cannot_write(
+    app_module: ModuleType, folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    def full(path: Path, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    spool = tmp_path / "spool"
+    app = app_module.create_app(app_module.Settings(model_dir=folder, prediction_log_dir=spool))
+    with TestClient(app) as http:
+        log = app.state.service.log
+        writer = sys.modules[app_module.PredictionLog.__module__]  # the folder's prediction_log
+        monkeypatch.setattr(writer, "_write_atomically", full)
+        for seed in range(3):
+            assert http.post("/predict", content=_png(seed)).status_code == 200
+    assert (log.logged, log.dropped) == (0, 3)
+    assert not _logged(spool) and not list(spool.rglob("*.tmp"))
 
 
 # ---- real processes on 127.0.0.1 ---------------------------------------------------------

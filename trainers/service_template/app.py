@@ -21,6 +21,18 @@ Settings, from environment variables::
     MAX_FILES          the most images in one request (default 32)
     TOP_K              labels per image when ?top_k is not given (default 3, at most the
                        number of classes)
+    PREDICTION_LOG_DIR when set, every prediction is logged there (see below)
+
+The prediction log. With ``PREDICTION_LOG_DIR`` set, a request only queues its
+predictions; a background thread writes them, every half second or 256 records, as JSON
+lines to ``<dir>/pending/<pid>-<start>-<seq>.jsonl`` (written under a temporary name, then
+renamed, so a file that is there is whole), and each distinct upload once to
+``<dir>/blobs/<hash[:2]>/<hash>`` (``hash``: BLAKE2b, 16 bytes, of the upload). A record
+holds ``prediction_id``, ``image_hash``, ``filename``, ``label``, ``confidence``,
+``top_k``, ``probabilities`` (in ``classes`` order), ``classes``, ``model``,
+``predicted_at`` (UTC) and ``blob``. The queue is flushed when the service stops. A disk
+that is full or read-only never fails a request: the records are dropped, a warning is
+logged once, and ``/metadata`` counts them (``prediction_log``).
 
 Run it with ``uvicorn app:app --host 0.0.0.0 --port 8000``, or ``python app.py [--host H]
 [--port P] [--workers N]``. Every error is JSON ``{"error": "one line"}``: bad input is a
@@ -44,13 +56,15 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from predict import ImageError, Model
+from prediction_log import PredictionLog
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-__all__ = ["Settings", "SettingsError", "app", "create_app"]
+__all__ = ["PredictionLog", "Settings", "SettingsError", "app", "create_app"]
 
 HERE = Path(__file__).resolve().parent
+LOG_DIR_VARIABLE = "PREDICTION_LOG_DIR"
 # uvicorn's own logger: its handlers and level apply, with one worker or many.
 logger = logging.getLogger("uvicorn.error")
 
@@ -67,6 +81,7 @@ class Settings:
     max_upload_bytes: int = 10 * 1024 * 1024
     max_files: int = 32
     top_k: int = 3
+    prediction_log_dir: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -76,11 +91,13 @@ class Settings:
             SettingsError: a variable is set to something other than a positive integer.
         """
         defaults = cls()
+        log_dir = environ.get(LOG_DIR_VARIABLE, "").strip()
         return cls(
             model_dir=Path(environ.get("MODEL_DIR") or defaults.model_dir),
             max_upload_bytes=_positive(environ, "MAX_UPLOAD_BYTES", defaults.max_upload_bytes),
             max_files=_positive(environ, "MAX_FILES", defaults.max_files),
             top_k=_positive(environ, "TOP_K", defaults.top_k),
+            prediction_log_dir=Path(log_dir) if log_dir else None,
         )
 
 
@@ -154,6 +171,7 @@ class _Service:
         self.settings = settings
         self.model: Model | None = None
         self.model_id = ""
+        self.log: PredictionLog | None = None
 
     def load(self) -> None:
         model = Model(self.settings.model_dir)
@@ -198,8 +216,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             len(service.ready().classes),
             service.ready().image_size,
         )
-        yield
-        service.model = None
+        if service.settings.prediction_log_dir is not None:
+            service.log = PredictionLog(service.settings.prediction_log_dir, service.model_id)
+            service.log.start()
+        try:
+            yield
+        finally:
+            if service.log is not None:
+                await run_in_threadpool(service.log.stop)
+                logger.info("prediction log: %s", service.log.counts())
+                service.log = None
+            service.model = None
 
     app = FastAPI(
         title="Image classifier",
@@ -234,6 +261,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "max_files": service.settings.max_files,
                 "top_k": min(service.settings.top_k, len(model.classes)),
             },
+            "prediction_log": service.log.counts() if service.log is not None else None,
         }
 
     @app.post(
@@ -255,6 +283,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pixels = await run_in_threadpool(_decode_all, uploads, model)
         probabilities = await run_in_threadpool(model.probabilities, pixels)
         ranked = [model.top(row, k) for row in probabilities]
+        if service.log is not None:
+            service.log.add(uploads, probabilities, ranked, model.classes)
         return {
             "model": service.model_id,
             "predictions": [
