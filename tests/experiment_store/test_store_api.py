@@ -38,7 +38,7 @@ def test_open_creates_the_store_under_mlsel_home(store: Store, mlsel_home: Path)
     assert store.path == Home.resolve().store == mlsel_home / "experiments.duckdb"
     assert store.path.is_file()
     assert (mlsel_home / "experiments.duckdb.lock").is_file()
-    assert store.info()["schema_version"] == 3
+    assert store.info()["schema_version"] == 4
 
 
 def test_profile_round_trip_and_latest_version(store: Store) -> None:

@@ -143,7 +143,7 @@ def test_foreign_file_names_the_file_and_the_fix(logged) -> None:
 @pytest.mark.parametrize(
     "damage, lacks",
     [
-        ("DROP TABLE epochs", "the table epochs of its schema version 3"),
+        ("DROP TABLE epochs", "the table epochs of its schema version 4"),
         ("DROP TABLE epochs; DROP TABLE rankers", "the tables epochs, rankers"),
         ("ALTER TABLE runs DROP COLUMN wall_seconds", "the column runs.wall_seconds"),
     ],

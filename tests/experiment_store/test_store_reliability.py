@@ -184,7 +184,7 @@ def test_migration_from_version_1(tmp_path: Path) -> None:
     assert store.runs_since_active_ranker() == 1
     store.save_ranker("v1", "/r", rows=1, evaluation={}, active=True)  # v2 tables exist
     versions = store.sql("SELECT version FROM schema_version ORDER BY 1")["version"].to_list()
-    assert versions == [1, 2, 3]
+    assert versions == [1, 2, 3, 4]
 
 
 class _FakeTime:

@@ -114,13 +114,26 @@ def test_retrain_refuses_promotes_and_rolls_back(
     saved = json.loads((refused.report_dir / "comparison.json").read_text())
     assert saved["promoted"] is False and saved["champion"]["latency_ms"] == 10.0
 
-    # the same data again: the challenger run is new, but the gates now pass
+    # the same data again, gates passing, as a dry run: decided, reported, not promoted
+    dry = retrain(
+        "digits",
+        _settings(),
+        home=champion.home,
+        data=str(more),
+        latency=lambda _: 5.0,
+        dry_run=True,
+    )
+    assert not dry.promoted and all(check.passed for check in dry.checks)
+    assert "passes every gate; --dry-run: digits@v1 stays champion" in dry.decision
+    assert registry.get("digits").version == 1
+
+    # and for real: the challenger run is new, and promoted
     promoted = retrain(
         "digits", _settings(), home=champion.home, data=str(more), latency=lambda _: 5.0
     )
     assert promoted.promoted, promoted.decision
     new = registry.get("digits")
-    assert (new.version, new.parent, new.promoted_by) == (3, 1, "mlsel retrain")
+    assert (new.version, new.parent, new.promoted_by) == (4, 1, "mlsel retrain")
     assert new.evaluation["champion_macro_f1"] == pytest.approx(promoted.champion.macro_f1)
     assert resolve_model("digits", dataset=None, home=champion.home).run_id == new.run_id
     by_version = resolve_model("digits@v1", dataset=None, home=champion.home)
@@ -130,13 +143,18 @@ def test_retrain_refuses_promotes_and_rolls_back(
     assert listed.exit_code == 0, listed.output
     rows = {row["ref"]: row for row in json.loads(listed.stdout)}
     assert (
-        rows["digits@v3"]["aliases"] == ["challenger", "champion"]
+        rows["digits@v4"]["aliases"] == ["challenger", "champion"]
         and rows["digits@v1"]["aliases"] == []
     )
     back = runner.invoke(app, ["models", "rollback", "digits"])
     assert back.exit_code == 0, back.output
-    assert "rolled back from v3 to digits@v1" in " ".join(back.stdout.split())
+    assert "rolled back from v4 to digits@v1" in " ".join(back.stdout.split())
     assert resolve_model("digits", dataset=None, home=champion.home).run_id == champion.run_id
+    # export takes NAME@alias too
+    exported = runner.invoke(app, ["export", "digits@challenger", str(tmp_path / "export")])
+    assert exported.exit_code == 0, exported.output
+    metadata = json.loads((tmp_path / "export" / "metadata.json").read_text())
+    assert metadata["run_id"] == new.run_id
 
 
 def test_retrain_errors_are_one_line(
