@@ -149,6 +149,14 @@ def gates_command(
             help="Held-out images a class needs to be held to --max-class-drop.",
         ),
     ] = None,
+    class_drop_alpha: Annotated[
+        float | None,
+        typer.Option(
+            "--class-drop-alpha",
+            help="Level of the paired sign test a class's drop must pass to count (1: every "
+            "drop counts).",
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Show the promotion gates of `mlsel retrain`, or change them."""
@@ -163,6 +171,7 @@ def gates_command(
             ("max_class_drop", max_class_drop),
             ("max_latency_ratio", max_latency_ratio),
             ("min_class_support", min_class_support),
+            ("class_drop_alpha", class_drop_alpha),
         )
         if value is not None
     }

@@ -49,17 +49,23 @@ class Gates:
         min_class_support: classes with fewer held-out images than this are not held to
             ``max_class_drop`` (one image there moves recall by more than the gate allows);
             the report names them.
+        class_drop_alpha: a class's drop counts when a paired sign test on its images
+            (the images the champion got right and the challenger wrong, against the
+            reverse: McNemar's exact test) finds it at this level; 1 counts every drop.
     """
 
     min_gain: float = 0.01
     max_class_drop: float = 0.05
     max_latency_ratio: float = 1.5
     min_class_support: float = 5
+    class_drop_alpha: float = 0.05
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
             if not isinstance(value, (int, float)) or value != value:
                 raise ConfigError(f"The gate {name} must be a number; got {value!r}.")
+        if not 0 < self.class_drop_alpha <= 1:
+            raise ConfigError(f"class_drop_alpha must be in (0, 1]; got {self.class_drop_alpha}.")
         if self.max_class_drop < 0 or self.max_latency_ratio <= 0 or self.min_class_support < 0:
             raise ConfigError(
                 "max_class_drop and min_class_support must be >= 0 and max_latency_ratio > 0; "
@@ -91,6 +97,8 @@ class Gates:
             "the champion's milliseconds per image",
             f"min_class_support = {self.min_class_support:g}  classes with fewer held-out images "
             "are not held to max_class_drop",
+            f"class_drop_alpha = {self.class_drop_alpha:g}  a class's drop counts when a paired "
+            f"sign test on its images finds it at this level (1: every drop counts)",
         ]
 
 
@@ -107,9 +115,15 @@ class ModelScore:
     n_images: int
     unreadable: int = 0
     support: Mapping[str, int] = field(default_factory=dict)
+    # per held-out image, in the same order for every model: its class, and whether the
+    # model got it right (the paired test of the class-drop gate)
+    truth: tuple[str, ...] = ()
+    hits: tuple[bool, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "recall": dict(self.recall), "support": dict(self.support)}
+        out = {**asdict(self), "recall": dict(self.recall), "support": dict(self.support)}
+        del out["truth"], out["hits"]
+        return out
 
 
 @dataclass(frozen=True)
@@ -197,7 +211,28 @@ def score_model(
         n_images=len(images),
         unreadable=unreadable,
         support={c: truth.count(c) for c in classes},
+        truth=tuple(truth),
+        hits=tuple(p == t for p, t in zip(shown, truth, strict=True)),
     )
+
+
+def _paired_drop(champion: ModelScore, challenger: ModelScore, label: str) -> float:
+    """One-sided p-value that the challenger is worse than the champion on class
+    ``label``'s images: an exact sign test on the images exactly one of them got right
+    (McNemar's exact test). Without per-image results (figures given by hand), 0."""
+    if not champion.hits or len(champion.hits) != len(challenger.hits):
+        return 0.0
+    from scipy.stats import binomtest
+
+    pairs = [
+        (a, b)
+        for t, a, b in zip(champion.truth, champion.hits, challenger.hits, strict=True)
+        if t == label and a != b
+    ]
+    lost = sum(a for a, _ in pairs)
+    if not pairs:
+        return 1.0
+    return float(binomtest(lost, len(pairs), 0.5, alternative="greater").pvalue)
 
 
 def check_gates(champion: ModelScore, challenger: ModelScore, gates: Gates) -> list[GateCheck]:
@@ -220,21 +255,45 @@ def check_gates(champion: ModelScore, challenger: ModelScore, gates: Gates) -> l
         for c in champion.recall
         if c in challenger.recall and c not in few
     }
-    worst = max(drops, key=lambda c: drops[c]) if drops else None
+    tests = {c: _paired_drop(champion, challenger, c) for c in drops}
+    counted = {
+        c: d
+        for c, d in drops.items()
+        if d > gates.max_class_drop and tests[c] < gates.class_drop_alpha
+    }
+    worst = max(counted or drops, key=lambda c: drops[c]) if drops else None
     worst_drop = drops[worst] if worst is not None else 0.0
-    passed = worst_drop <= gates.max_class_drop + 1e-12
-    detail = (
-        f"largest recall drop {worst_drop:+.4f} on class {worst!r} "
-        f"({champion.recall[worst]:.4f} -> {challenger.recall[worst]:.4f}; at most "
-        f"{gates.max_class_drop:g} allowed)"
-        if worst is not None and worst_drop > 0
-        else "no class's recall dropped"
-    )
+    passed = not counted
+    if worst is None or worst_drop <= 0:
+        detail = "no class's recall dropped"
+    else:
+        detail = (
+            f"largest recall drop {worst_drop:+.4f} on class {worst!r} "
+            f"({champion.recall[worst]:.4f} -> {challenger.recall[worst]:.4f}; at most "
+            f"{gates.max_class_drop:g} allowed"
+        )
+        if worst_drop > gates.max_class_drop:
+            sign = "<" if tests[worst] < gates.class_drop_alpha else ">="
+            found = "significant" if sign == "<" else "not significant"
+            detail += (
+                f"; {found}: paired sign test p = {tests[worst]:.3g} {sign} "
+                f"{gates.class_drop_alpha:g} on {support.get(worst, 0)} images"
+            )
+        detail += ")"
     if few:
         shown = ", ".join(repr(c) for c in few[:5]) + (" ..." if len(few) > 5 else "")
         detail += f"; not gated, fewer than {gates.min_class_support:g} held-out images: {shown}"
     checks.append(
-        GateCheck("max_class_drop", passed, detail, {"drop": worst_drop, "not_gated": len(few)})
+        GateCheck(
+            "max_class_drop",
+            passed,
+            detail,
+            {
+                "drop": worst_drop,
+                "p_value": tests.get(worst, 1.0) if worst else 1.0,
+                "not_gated": len(few),
+            },
+        )
     )
     ratio = challenger.latency_ms / champion.latency_ms if champion.latency_ms > 0 else 1.0
     checks.append(

@@ -49,6 +49,44 @@ def test_each_gate_fails_alone_and_says_by_how_much() -> None:
     assert checks[1].passed and "not gated, fewer than 5 held-out images: 'b'" in checks[1].detail
 
 
+def _paired(
+    label: str, champion_hits: list[bool], challenger_hits: list[bool]
+) -> tuple[ModelScore, ModelScore]:
+    truth = tuple([label] * len(champion_hits))
+
+    def score(hits: list[bool]) -> ModelScore:
+        recall = sum(hits) / len(hits)
+        return ModelScore(
+            "m",
+            "r",
+            0.8,
+            recall,
+            {label: recall},
+            1.0,
+            len(hits),
+            0,
+            {label: len(hits)},
+            truth,
+            tuple(hits),
+        )
+
+    return score(champion_hits), score(challenger_hits)
+
+
+def test_a_class_drop_counts_when_the_paired_test_finds_it() -> None:
+    gates = Gates(min_gain=-1.0)
+    # 2 of 20 images lost, none gained: recall -0.10, but p = 0.25: noise, not a drop
+    lost_two = _paired("a", [True] * 20, [False, False] + [True] * 18)
+    check = check_gates(*lost_two, gates)[1]
+    assert check.passed and "not significant: paired sign test p = 0.25 >= 0.05" in check.detail
+    # 8 lost, none gained: p = 0.0039, a real drop
+    lost_eight = _paired("a", [True] * 20, [False] * 8 + [True] * 12)
+    check = check_gates(*lost_eight, gates)[1]
+    assert not check.passed and "significant: paired sign test p = 0.00391 < 0.05" in check.detail
+    # alpha 1 counts every drop above the threshold, as a plain recall comparison would
+    assert not check_gates(*lost_two, Gates(min_gain=-1.0, class_drop_alpha=1.0))[1].passed
+
+
 def test_gates_live_in_the_store_settings(mlsel_home: Path) -> None:
     store = Store.open(mlsel_home)
     assert Gates.load(store) == Gates()
@@ -59,6 +97,7 @@ def test_gates_live_in_the_store_settings(mlsel_home: Path) -> None:
         "max_class_drop": 0.05,
         "max_latency_ratio": 1.5,
         "min_class_support": 5.0,
+        "class_drop_alpha": 0.05,
     }
     assert Gates.load(store).min_gain == 0.02
     bad = runner.invoke(app, ["models", "gates", "--max-latency-ratio", "0"])
