@@ -106,9 +106,21 @@ def upsert_dataset(
 
 
 def ensure_dataset(
-    con: duckdb.DuckDBPyConnection, fingerprints: Sequence[str], source: str, now: datetime
+    con: duckdb.DuckDBPyConnection,
+    fingerprints: Sequence[str],
+    source: str,
+    now: datetime,
+    *,
+    known: tuple[str, str, str] | None = None,
 ) -> None:
-    """Add a placeholder row for datasets runs refer to before their profile is saved."""
+    """Add a placeholder row for datasets runs refer to before their profile is saved;
+    ``known`` (name, task, folder) of the one dataset fills in what the store keeps."""
+    if known is not None and len(fingerprints) == 1:
+        name, task, path = known
+        upsert_dataset(
+            con, fingerprints[0], name=name, task=task, path=path, source=source, now=now
+        )
+        return
     con.execute(
         """
         INSERT INTO datasets

@@ -32,6 +32,7 @@ from mlsel.experiment_store._codec import (
 )
 from mlsel.experiment_store._liveness import HOST
 from mlsel.experiment_store._lock import DEFAULT_LOCK_TIMEOUT
+from mlsel.experiment_store._registry import Registry
 from mlsel.experiment_store._validate import (
     check_config,
     check_dataset,
@@ -49,7 +50,6 @@ if TYPE_CHECKING:
     from mlsel.experiment_store._exchange import ImportReport
     from mlsel.experiment_store._predictions import PredictionRow
     from mlsel.experiment_store._rankers import RankerEntry
-    from mlsel.experiment_store._registry import Registry
     from mlsel.experiment_store._tracker import TrackerMapping
 
 __all__ = ["Store"]
@@ -170,13 +170,7 @@ class Store:
             recorded_at=now,
         )
         with self._session(write=True, what="start a run") as con:
-            if dataset is None:
-                _tables.ensure_dataset(con, [dataset_fp], source, now)
-            else:
-                name, task, path = dataset
-                _tables.upsert_dataset(
-                    con, dataset_fp, name=name, task=task, path=path, source=source, now=now
-                )
+            _tables.ensure_dataset(con, [dataset_fp], source, now, known=dataset)
             _tables.insert_rows(con, "runs", RUN_COLUMNS, [row])
         return run_id
 
@@ -346,11 +340,8 @@ class Store:
         """Path, schema version, size on disk, and counts by status, source and table."""
         with self._session(write=False, what="describe the store") as con:
             details = _frames.info(con)
-        size = sum(
-            p.stat().st_size
-            for p in (self.path, self.path.with_name(self.path.name + ".wal"))
-            if p.exists()
-        )
+        files = (self.path, self.path.with_name(self.path.name + ".wal"))
+        size = sum(p.stat().st_size for p in files if p.exists())
         return {"path": str(self.path), **details, "size_bytes": size}
 
     # -- import and export -----------------------------------------------------------------
@@ -473,12 +464,10 @@ class Store:
     @property
     def registry(self) -> Registry:
         """Named models, their aliases and dataset versions (see :mod:`._registry`)."""
-        from mlsel.experiment_store._registry import Registry
-
         return Registry(self)
 
     def log_predictions(self, rows: Sequence[PredictionRow]) -> int:
-        """Add logged predictions (one row per prediction id); returns how many were new."""
+        """Add logged predictions (one row per id); returns how many were new."""
         with self._session(write=True, what="log predictions") as con:
             return _predictions.insert_predictions(con, rows)
 
