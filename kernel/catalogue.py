@@ -30,6 +30,8 @@ __all__ = [
     "AUGMENT_PRESETS",
     "BACKENDS",
     "CONCAT",
+    "DETECTION_BACKBONES",
+    "DETECTION_HEADS",
     "ENSEMBLE_KEY",
     "FINETUNE_MODES",
     "FROZEN_MODES",
@@ -210,6 +212,8 @@ class Architecture:
         task: ``classify`` or ``detect``.
         pretrainable: published pretrained weights exist (``small_cnn`` has none).
         scratch_ok: cheap enough to propose from scratch where no weights are at hand.
+        backbone: the classifier whose ImageNet weights it starts from, when that is
+            another entry (a detector on a shipped backbone); ``None``: its own.
     """
 
     name: str
@@ -217,6 +221,7 @@ class Architecture:
     task: str
     pretrainable: bool = True
     scratch_ok: bool = False
+    backbone: str | None = None
 
     @property
     def model(self) -> str:
@@ -225,12 +230,24 @@ class Architecture:
 
     @property
     def shipped(self) -> ShippedWeights | None:
-        """The weights that ship offline for it, if any."""
-        return SHIPPED_WEIGHTS.get(self.name)
+        """The weights that ship offline for it (for a detector: its backbone's), if any."""
+        return SHIPPED_WEIGHTS.get(self.backbone or self.name)
 
 
-def _torchvision(name: str, **kw: bool) -> Architecture:
-    return Architecture(name, "torchvision", "classify", **kw)
+def _torchvision(name: str, *, pretrainable: bool = True, scratch_ok: bool = False) -> Architecture:
+    return Architecture(
+        name, "torchvision", "classify", pretrainable=pretrainable, scratch_ok=scratch_ok
+    )
+
+
+# torchvision's detection heads that mlsel builds on a shipped backbone, with an FPN.
+DETECTION_HEADS: tuple[str, ...] = ("fasterrcnn", "retinanet", "fcos")
+DETECTION_BACKBONES: tuple[str, ...] = ("mobilenet_v2", "efficientnet_lite0")
+
+
+def _detector(head: str, backbone: str) -> Architecture:
+    """``<head>_<backbone>``: the backbone's ImageNet weights ship; the FPN and head train."""
+    return Architecture(f"{head}_{backbone}", "torchvision", "detect", backbone=backbone)
 
 
 ARCHITECTURES: Mapping[str, Architecture] = {
@@ -252,6 +269,7 @@ ARCHITECTURES: Mapping[str, Architecture] = {
         Architecture("yolo11m-cls", "ultralytics", "classify"),
         Architecture("yolo11n", "ultralytics", "detect", scratch_ok=True),
         Architecture("yolo11s", "ultralytics", "detect", scratch_ok=True),
+        *(_detector(h, b) for h in DETECTION_HEADS for b in DETECTION_BACKBONES),
     )
 }
 

@@ -148,7 +148,13 @@ class CandidateSpace:
 
     def coerce(self, config: Config) -> Config:
         """Make a sampled config trainable: no ImageNet weights where none exist or are at
-        hand here (then it trains fully, from scratch, and says so by ``pretrained=None``)."""
+        hand here (then it trains fully, from scratch, and says so by ``pretrained=None``);
+        a detector on a shipped backbone at a CPU-sized input (320-512 px), its backbone
+        frozen rather than probed."""
+        if _is_torchvision_detector(config.arch):
+            size = min(DETECTOR_SIZES, key=lambda s: abs(s - config.image_size))
+            finetune = "head" if config.finetune == "linear" else config.finetune
+            config = config.with_(image_size=size, finetune=finetune)
         if config.pretrained is not None and (
             not _pretrainable(config.arch) or not available(config)
         ):
@@ -190,7 +196,7 @@ class CandidateSpace:
                 backend=backend,
                 arch=arch,
                 epochs=epochs,
-                image_size=640 if task == "detect" else _image_size(arch),
+                image_size=_detect_size(arch) if task == "detect" else _image_size(arch),
                 batch_size=16,
                 min_per_class=min_pc,
                 optimizer="adam",
@@ -225,6 +231,20 @@ class CandidateSpace:
                 keys.add(config.key())
                 out.append(config)
         return out
+
+
+# Input sizes of torchvision detectors on a CPU (the images are resized to a square).
+DETECTOR_SIZES: tuple[int, ...] = (320, 384, 416, 512)
+
+
+def _is_torchvision_detector(arch: str) -> bool:
+    found = catalogue.architecture(arch)
+    return found is not None and found.task == "detect" and found.backend == "torchvision"
+
+
+def _detect_size(arch: str) -> int:
+    """A detector's grid size: 320 px for the torchvision ones (CPU), 640 for YOLO."""
+    return DETECTOR_SIZES[0] if _is_torchvision_detector(arch) else 640
 
 
 def _probes(config: Config) -> list[Config]:

@@ -16,6 +16,7 @@ __all__ = ["detection_features", "header_features", "pixel_features", "size_feat
 NAN = float("nan")
 SMALL_CLASS = 50  # the few-shot study: below 50 images a class, the winners change
 _COCO_SMALL, _COCO_LARGE = 32 * 32, 96 * 96
+_EDGE = 0.02  # a box side this close to the border (share of the side) is at the edge
 
 
 def _spread(prefix: str, counts: Sequence[int]) -> dict[str, float]:
@@ -129,14 +130,28 @@ def _max_iou(boxes: np.ndarray) -> np.ndarray:
     return iou.max(axis=1)
 
 
+def _corners(array: np.ndarray) -> np.ndarray:
+    """Normalised ``cx, cy, w, h`` rows as ``x1, y1, x2, y2``."""
+    half = array[:, 2:4] / 2
+    return np.hstack([array[:, 0:2] - half, array[:, 0:2] + half])
+
+
 def detection_features(dataset: Dataset) -> dict[str, float]:
-    """Box counts, sizes (COCO small/medium/large in pixels), shapes and overlap."""
+    """Box counts, sizes, shapes, overlap, class co-occurrence and boxes at the edges.
+
+    Sizes are COCO small/medium/large in pixels and, relative to the image, the side of
+    the square with the box's share of the image (``sqrt(w * h)``, normalised). Class
+    co-occurrence counts images that hold at least one box; a box is at an edge when
+    one of its sides lies within 2 % of the image's border.
+    """
     items = dataset.items
     per_image = np.array([len(item.boxes) for item in items], dtype=float)
     abs_areas: list[float] = []
     rel_areas: list[float] = []
     aspects: list[float] = []
     overlaps: list[float] = []
+    edge_boxes = 0
+    distinct: list[int] = []
     per_class: Counter[int] = Counter()
     for item in items:
         if not item.boxes:
@@ -147,21 +162,18 @@ def detection_features(dataset: Dataset) -> dict[str, float]:
         abs_areas.extend(w * h)
         rel_areas.extend(array[:, 2] * array[:, 3])
         aspects.extend(w / np.maximum(h, 1e-9))
-        corners = np.stack(
-            [
-                array[:, 0] - array[:, 2] / 2,
-                array[:, 1] - array[:, 3] / 2,
-                array[:, 0] + array[:, 2] / 2,
-                array[:, 1] + array[:, 3] / 2,
-            ],
-            1,
-        )
+        corners = _corners(array)
         overlaps.extend(_max_iou(corners))
+        # a small epsilon: a box drawn exactly 2 % from the border counts as at the edge
+        near = (corners[:, :2] <= _EDGE + 1e-9) | (corners[:, 2:] >= 1 - _EDGE - 1e-9)
+        edge_boxes += int(np.count_nonzero(near.any(axis=1)))
         per_class.update(b[0] for b in item.boxes)
+        distinct.append(len({b[0] for b in item.boxes}))
     if not abs_areas:
         return {"boxes_per_image_mean": 0.0, "boxes_per_image_max": 0.0, "empty_image_share": 1.0}
     areas = np.array(abs_areas)
     overlap = np.array(overlaps)
+    sides = np.sqrt(np.array(rel_areas))
     return {
         "boxes_per_image_mean": float(per_image.mean()),
         "boxes_per_image_max": float(per_image.max()),
@@ -170,9 +182,15 @@ def detection_features(dataset: Dataset) -> dict[str, float]:
         "box_medium_share": float(((areas >= _COCO_SMALL) & (areas <= _COCO_LARGE)).mean()),
         "box_large_share": float((areas > _COCO_LARGE).mean()),
         "box_area_mean": float(np.mean(rel_areas)),
+        "box_side_p10": float(np.quantile(sides, 0.1)),
+        "box_side_median": float(np.median(sides)),
+        "box_side_p90": float(np.quantile(sides, 0.9)),
         "box_aspect_mean": float(np.mean(aspects)),
         "box_aspect_std": float(np.std(aspects)),
         "box_overlap_mean": float(overlap.mean()),
         "crowded_box_share": float((overlap > 0.3).mean()),
+        "edge_box_share": edge_boxes / len(abs_areas),
+        "classes_per_image_mean": float(np.mean(distinct)),
+        "multi_class_image_share": float(np.mean([n > 1 for n in distinct])),
         **_spread("boxes_per_class", [per_class.get(i, 0) for i in range(len(dataset.classes))]),
     }

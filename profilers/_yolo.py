@@ -6,10 +6,18 @@ each split a folder of images or a ``.txt`` list of image paths); or, without YA
 ``<split>/labels`` (the Roboflow export). A label file sits where the image does with
 ``images`` replaced by ``labels`` and the extension by ``.txt``; each line is
 ``class cx cy w h`` normalised to [0, 1] (polygons are turned into their bounding box).
+
+Labels are checked, not guessed at: a line with the wrong number of fields, a field that
+is not a finite number, a class that is not an index into the names, a width or height
+that is not positive, or a box reaching outside the image raises one ``DatasetError``
+naming the file and line (and how many more bad lines there are). A box past an edge by
+at most ``_SLACK`` (a thousandth of the side, e.g. ``1.0000001`` from float rounding) is
+clipped to the edge silently.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -22,7 +30,10 @@ from mlsel.profilers._raw import SPLIT_ALIASES, RawDataset, RawItem
 
 __all__ = ["find_data_yaml", "looks_like_yolo", "read_yolo"]
 
-_TOLERANCE = 1e-3  # rounding slack before a box counts as outside the image
+# How far (a share of the image side) a box may reach past an edge and still be clipped
+# to it without a word: the rounding of coordinates written with 3 to 6 decimals, and under
+# one pixel up to 1000 px. A box reaching further is an error, not a guess.
+_SLACK = 1e-3
 
 
 def find_data_yaml(root: Path) -> Path | None:
@@ -147,46 +158,92 @@ def _images_of(entry: str, base: Path) -> list[Path]:
     )
 
 
-def _parse_labels(text: str, n_classes: int) -> tuple[list[Box], list[str], int]:
-    """Boxes, bad-line descriptions, and how many boxes reached outside the image."""
+def _numbers(fields: list[str]) -> list[float] | str:
+    """The fields as finite numbers, or what is wrong with the first that is not one."""
+    values = []
+    for field in fields:
+        try:
+            value = float(field)
+        except ValueError:
+            return f"{field!r} is not a number"
+        if not math.isfinite(value):
+            return f"{field!r} is not a finite number"
+        values.append(value)
+    return values
+
+
+def _parse_line(fields: list[str], n_classes: int) -> Box | str:
+    """One label line as a box, or what is wrong with it (see ``_SLACK`` for the edges)."""
+    numbers = _numbers(fields)
+    if isinstance(numbers, str):
+        return numbers
+    if len(numbers) != 5 and (len(numbers) < 7 or len(numbers) % 2 == 0):
+        return f"{len(fields)} fields, expected 5 (class cx cy w h) or a polygon"
+    cls, values = numbers[0], numbers[1:]
+    if cls != int(cls):
+        return f"class {fields[0]!r} is not a whole number"
+    if cls < 0 or (n_classes and cls >= n_classes):
+        known = f"0..{n_classes - 1}, {n_classes} names" if n_classes else "0 or more"
+        return f"class {int(cls)} is not a class index ({known})"
+    if len(values) == 4:
+        cx, cy, w, h = values
+        if w <= 0 or h <= 0:
+            return f"width {fields[3]} and height {fields[4]} must both be positive"
+        x1, y1, x2, y2 = cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
+        where = f"box x {x1:.4g}..{x2:.4g}, y {y1:.4g}..{y2:.4g}"
+    else:  # a segmentation polygon: its bounding box
+        xs, ys = values[0::2], values[1::2]
+        x1, y1, x2, y2 = min(xs), min(ys), max(xs), max(ys)
+        where = f"polygon x {x1:.4g}..{x2:.4g}, y {y1:.4g}..{y2:.4g}"
+    if min(x1, y1) < -_SLACK or max(x2, y2) > 1 + _SLACK:
+        return f"{where} reaches outside the image (coordinates are normalised to [0, 1])"
+    x1, y1, x2, y2 = max(x1, 0.0), max(y1, 0.0), min(x2, 1.0), min(y2, 1.0)
+    if x2 - x1 <= 0 or y2 - y1 <= 0:
+        return f"{where} has no area inside the image"
+    cx, cy, w, h = (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1
+    return (int(cls), round(cx, 6), round(cy, 6), round(w, 6), round(h, 6))
+
+
+def _parse_labels(text: str, n_classes: int) -> tuple[list[Box], list[tuple[int, str]]]:
+    """The boxes of a label file, and ``(line number, problem)`` for each bad line.
+
+    ``n_classes`` 0 (no names known) checks only that classes are not negative.
+    """
     boxes: list[Box] = []
-    bad: list[str] = []
-    outside = 0
+    bad: list[tuple[int, str]] = []
     for lineno, line in enumerate(text.splitlines(), start=1):
         fields = line.split()
         if not fields:
             continue
-        try:
-            cls = int(float(fields[0]))
-            values = [float(v) for v in fields[1:]]
-        except ValueError:
-            bad.append(f"line {lineno}: not numbers")
-            continue
-        if len(values) == 4:
-            cx, cy, w, h = values
-            x1, y1, x2, y2 = cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
-        elif len(values) >= 6 and len(values) % 2 == 0:  # polygon
-            xs, ys = values[0::2], values[1::2]
-            x1, y1, x2, y2 = min(xs), min(ys), max(xs), max(ys)
+        parsed = _parse_line(fields, n_classes)
+        if isinstance(parsed, str):
+            bad.append((lineno, parsed))
         else:
-            bad.append(f"line {lineno}: {len(fields)} fields, expected 5")
-            continue
-        if n_classes and not 0 <= cls < n_classes:
-            bad.append(f"line {lineno}: class {cls} not in 0..{n_classes - 1}")
-            continue
-        if x1 < -_TOLERANCE or y1 < -_TOLERANCE or x2 > 1 + _TOLERANCE or y2 > 1 + _TOLERANCE:
-            outside += 1
-        x1, y1, x2, y2 = max(x1, 0.0), max(y1, 0.0), min(x2, 1.0), min(y2, 1.0)
-        if x2 - x1 <= 0 or y2 - y1 <= 0:
-            bad.append(f"line {lineno}: empty box")
-            continue
-        cx, cy, w, h = ((x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1)
-        boxes.append((cls, round(cx, 6), round(cy, 6), round(w, 6), round(h, 6)))
-    return boxes, bad, outside
+            boxes.append(parsed)
+    return boxes, bad
+
+
+def _bad_labels_error(bad: list[tuple[str, int, str]]) -> DatasetError:
+    """One line naming the first bad label line, and how many more there are."""
+    path, lineno, problem = bad[0]
+    more = ""
+    if len(bad) > 1:
+        files = len({p for p, _, _ in bad})
+        more = f" (and {len(bad) - 1} more: {len(bad)} bad lines in {files} file(s))"
+    return DatasetError(
+        f"Bad YOLO label in {path}, line {lineno}: {problem}{more}. Fix the label file(s): "
+        "each line is 'class cx cy w h' (or a polygon) with a class index into the names "
+        "and the box inside the image."
+    )
 
 
 def read_yolo(root: Path) -> RawDataset:
-    """Read a YOLO detection dataset (see the module docstring for the shapes)."""
+    """Read a YOLO detection dataset (see the module docstring for the shapes).
+
+    Raises:
+        DatasetError: a label line is bad (named by file and line; see the module
+            docstring), or the data YAML or a split entry in it is unusable.
+    """
     yaml_path = find_data_yaml(root)
     folder = root.parent if root.is_file() else root
     per_split: dict[str | None, list[Path]] = {}
@@ -213,8 +270,7 @@ def read_yolo(root: Path) -> RawDataset:
         if classes_txt is not None:
             names = [n.strip() for n in classes_txt.read_text().splitlines() if n.strip()]
     items: list[RawItem] = []
-    bad_files: list[str] = []
-    outside_total = 0
+    bad_lines: list[tuple[str, int, str]] = []
     used_labels: set[str] = set()
     for split, images in per_split.items():
         for image in dict.fromkeys(images):
@@ -223,22 +279,15 @@ def read_yolo(root: Path) -> RawDataset:
             if os.path.isfile(lp):
                 used_labels.add(os.path.abspath(lp))
                 with open(lp, encoding="utf-8", errors="replace") as handle:
-                    boxes, bad, outside = _parse_labels(handle.read(), len(names))
-                outside_total += outside
-                bad_files.extend(f"{Path(lp).name} {b}" for b in bad)
+                    boxes, bad = _parse_labels(handle.read(), len(names))
+                bad_lines.extend((lp, lineno, problem) for lineno, problem in bad)
             items.append(RawItem(str(image), "", split, tuple(boxes)))
+    if bad_lines:
+        raise _bad_labels_error(bad_lines)
     if not names:
         top = max((b[0] for i in items for b in i.boxes), default=-1)
         names = [str(i) for i in range(top + 1)]
     warnings: list[str] = []
-    if bad_files:
-        warnings.append(
-            f"{len(bad_files)} bad label line(s) were skipped: {name_some(bad_files, 3)}."
-        )
-    if outside_total:
-        warnings.append(
-            f"{outside_total} box(es) reach outside the image; they were clipped to its edges."
-        )
     orphans = _orphan_labels(per_split, used_labels)
     if orphans:
         warnings.append(f"{len(orphans)} label file(s) have no image: {name_some(orphans, 3)}.")

@@ -146,7 +146,8 @@ def _frozen_model(saved: dict[str, Any], folder: Path) -> Any:
 def load_model(run_id: str, home: str | None = None, device: str = "cpu") -> Any:
     """The predictor of a finished run, from ``$MLSEL_HOME/runs/<run_id>/``.
 
-    Returns a :class:`Predictor` (torchvision, timm) or an
+    Returns a :class:`Predictor` (torchvision, timm classifiers), a
+    :class:`~mlsel.trainers.detection.DetectionPredictor` (torchvision detectors) or an
     :class:`~mlsel.trainers.ultralytics_backend.YoloPredictor` (Ultralytics).
 
     Raises:
@@ -154,6 +155,12 @@ def load_model(run_id: str, home: str | None = None, device: str = "cpu") -> Any
     """
     folder = Home.resolve(home).run(run_id)
     if (folder / "model.pt").is_file():
+        from mlsel.trainers.detection.saved import is_detector_run
+
+        if is_detector_run(folder):
+            from mlsel.trainers.detection import DetectionPredictor
+
+            return DetectionPredictor(folder, device)
         return Predictor(folder, device)
     if (folder / "weights" / "best.pt").is_file():
         from mlsel.trainers.ultralytics_backend import YoloPredictor

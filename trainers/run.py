@@ -199,7 +199,11 @@ class CachedTrainer:
         from mlsel.trainers.torch_backend import TorchBackend
 
         backend = get_backend(config.backend)
-        if config.finetune != "linear" or not isinstance(backend, TorchBackend):
+        from mlsel.kernel.catalogue import architecture
+
+        found = architecture(config.arch)
+        detector = found is not None and found.task == "detect"
+        if config.finetune != "linear" or detector or not isinstance(backend, TorchBackend):
             return False
         backend.fit_final(
             dataset,

@@ -1,8 +1,10 @@
-"""PyTorch classification backends: torchvision's zoo and (optional) timm.
+"""PyTorch backends: torchvision's zoo and (optional) timm classifiers, and torchvision's
+detectors.
 
-Both build a :class:`~mlsel.trainers.zoo.Network` and share :func:`run_loop`; this
-module adds devices, memory measurement, the CUDA out-of-memory retry, metrics and
-the saved model.
+The classifiers build a :class:`~mlsel.trainers.zoo.Network` and share :func:`run_loop`;
+this module adds devices, memory measurement, the CUDA out-of-memory retry, metrics and
+the saved model. An arch whose catalogue task is ``detect`` (Faster R-CNN, RetinaNet,
+FCOS on a shipped backbone) trains in :mod:`mlsel.trainers.detection` instead.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlsel.kernel.catalogue import FROZEN_MODES
+from mlsel.kernel.catalogue import FROZEN_MODES, architecture, architectures
 from mlsel.kernel.errors import ConfigError, StopRun, TrainingError
 from mlsel.kernel.records import Config, EpochCallback, EpochRecord, RunResult
 from mlsel.trainers.base import Backend
@@ -58,7 +60,9 @@ class TorchBackend(Backend):
         if task != "classify":
             raise ConfigError(
                 f"The {self.name} backend trains classifiers; dataset task is {task!r}. "
-                "Use backend 'ultralytics' with arch yolo11n or yolo11s for detection."
+                "For detection use backend 'torchvision' with a detector arch "
+                f"({', '.join(architectures(backend='torchvision', task='detect'))}) or "
+                "backend 'ultralytics' with arch yolo11n or yolo11s."
             )
 
     def fit(
@@ -322,8 +326,14 @@ class _Fitted:
     model: dict[str, Any]
 
 
+def _is_detector(arch: str) -> bool:
+    entry = architecture(arch)
+    return entry is not None and entry.backend == "torchvision" and entry.task == "detect"
+
+
 class TorchvisionBackend(TorchBackend):
-    """torchvision classifiers, mlsel's ``small_cnn`` and the offline ImageNet models."""
+    """torchvision classifiers, mlsel's ``small_cnn``, the offline ImageNet models, and
+    the detectors on the shipped backbones (:mod:`mlsel.trainers.detection`)."""
 
     name = "torchvision"
 
@@ -331,6 +341,11 @@ class TorchvisionBackend(TorchBackend):
         from mlsel.kernel.catalogue import parts
         from mlsel.trainers.zoo import _check_arch
 
+        if task == "detect" or _is_detector(config.arch):
+            from mlsel.trainers.detection.models import check_detector
+
+            check_detector(config, task)
+            return
         super().check(config, task)
         names = parts(config.arch)
         if len(names) > 1 and config.finetune not in FROZEN_MODES:
@@ -363,11 +378,64 @@ class TorchvisionBackend(TorchBackend):
             weights=weights,
         )
 
+    def fit(
+        self,
+        dataset: Dataset,
+        config: Config,
+        device: str = "auto",
+        on_epoch: EpochCallback | None = None,
+        *,
+        cache: TensorCache | None = None,
+        weights: str | None = None,
+        artifact_dir: str | None = None,
+    ) -> RunResult:
+        if not _is_detector(config.arch) and dataset.task != "detect":
+            return super().fit(
+                dataset,
+                config,
+                device,
+                on_epoch,
+                cache=cache,
+                weights=weights,
+                artifact_dir=artifact_dir,
+            )
+        from mlsel.trainers.detection.train import fit_detector
+
+        self.check(config, dataset.task)
+        return fit_detector(
+            dataset,
+            config,
+            resolve_device(device),
+            on_epoch,
+            weights=weights,
+            artifact_dir=artifact_dir,
+        )
+
+    def fit_final(
+        self,
+        dataset: Dataset,
+        config: Config,
+        folder: Path,
+        *,
+        metrics: dict[str, float],
+        confusion: Any,
+        cache: TensorCache | None = None,
+    ) -> float:
+        if _is_detector(config.arch):
+            raise ConfigError(f"{config.arch} is a detector; only linear probes are refitted.")
+        return super().fit_final(
+            dataset, config, folder, metrics=metrics, confusion=confusion, cache=cache
+        )
+
     def resolve_weights(self, config: Config, weights: str | None = None) -> str | None:
         from mlsel.kernel.catalogue import SHIPPED_WEIGHTS, parts
         from mlsel.trainers import weights as wts
         from mlsel.trainers.zoo import _check_arch
 
+        if _is_detector(config.arch):
+            from mlsel.trainers.detection.weights import resolve_detector_weights
+
+            return resolve_detector_weights(config, weights)
         names = parts(config.arch)
         if len(names) > 1:
             # One file cannot hold the weights of several backbones; say so before a run

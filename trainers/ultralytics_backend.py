@@ -5,7 +5,11 @@ Offline by design: models build from their YAML, ``YOLO_CONFIG_DIR`` points into
 dataset is laid out for Ultralytics with symlinks (classification: ``train|val/<class>/``;
 detection: ``images|labels/train|val`` and a generated ``data.yaml``), so every reader
 layout trains the same way. Classification is scored with mlsel's own macro F1 on the
-validation images (Ultralytics reports only top-1/top-5); detection with mAP50-95.
+validation images (Ultralytics reports only top-1/top-5). Detection is scored as every
+detection backend is, with COCO mAP50-95 from :mod:`mlsel.trainers.detection.coco` on the
+trained model's predictions for the validation images (confidence 0.001, at most 100
+boxes an image); Ultralytics' own validation figures stay in the metrics under
+``ultralytics/...`` and in the per-epoch curve.
 
 mlsel's presets map onto Ultralytics' own augmentation: ``none`` turns flips, HSV,
 RandAugment, erasing and scale jitter off; ``light`` keeps flips and mild HSV;
@@ -40,6 +44,8 @@ logger = logging.getLogger(__name__)
 CLASSIFY_ARCHS: tuple[str, ...] = architectures(backend="ultralytics", task="classify")
 DETECT_ARCHS: tuple[str, ...] = architectures(backend="ultralytics", task="detect")
 _OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD"}
+# COCO-style scoring: keep nearly every box (the evaluator ranks them), 100 an image
+_SCORE_CONF, _SCORE_MAX_DET = 0.001, 100
 # Layers frozen per finetune mode (YOLO11 backbones are layers 0-9; cls head is 10).
 _FREEZE = {"head": 10, "partial": 8, "full": None}
 _AUGMENT = {
@@ -184,6 +190,10 @@ class UltralyticsBackend(Backend):
         )
 
         self.check(config, dataset.task)
+        if dataset.task == "detect":
+            from mlsel.trainers.detection.coco import require_evaluator
+
+            require_evaluator()
         source = self.resolve_weights(config, weights)
         dev = resolve_device(device)
         _env(Home.resolve())
@@ -204,9 +214,10 @@ class UltralyticsBackend(Backend):
                 raise TrainingError(state["error"])
             if dataset.task == "detect":
                 metrics = {
-                    k.replace("metrics/", "").replace("(B)", ""): float(v)
+                    "ultralytics/" + k.replace("metrics/", "").replace("(B)", ""): float(v)
                     for k, v in final.results_dict.items()
                 }
+                metrics.update(self._detect_metrics(dataset, out, dev, config.image_size))
                 score, confusion = metrics.get("mAP50-95"), None
             else:
                 metrics, confusion = self._classify_metrics(dataset, out, dev)
@@ -328,6 +339,53 @@ class UltralyticsBackend(Backend):
         probs = predictor.predict_proba([item.path for item in val])
         y = np.array([dataset.class_index(item.label) for item in val])
         return classification_metrics(y, probs)
+
+    def _detect_metrics(
+        self, dataset: Dataset, out: Path, dev: Any, image_size: int
+    ) -> dict[str, float]:
+        """COCO metrics of the trained model's predictions on the validation images."""
+        import numpy as np
+        from ultralytics import YOLO
+
+        from mlsel.trainers.detection.coco import coco_metrics, coco_run_metrics
+
+        model = YOLO(str(out / "weights" / "best.pt"))
+        val = dataset.split("val")
+        truth: list[tuple[np.ndarray, np.ndarray]] = []
+        predicted: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        sizes: list[tuple[int, int]] = []
+        for lo in range(0, len(val), 32):
+            batch = val[lo : lo + 32]
+            results: Any = model.predict(
+                [item.path for item in batch],
+                imgsz=image_size,
+                conf=_SCORE_CONF,
+                max_det=_SCORE_MAX_DET,
+                device="cpu" if dev.type == "cpu" else str(dev.index or 0),
+                verbose=False,
+            )
+            for item, result in zip(batch, results, strict=True):
+                # the labels are normalised to the image as Ultralytics decodes it
+                height, width = (int(v) for v in result.orig_shape)
+                boxes = np.array([b[1:] for b in item.boxes], dtype=float).reshape(-1, 4)
+                scale = np.array([width, height, width, height], dtype=float)
+                xyxy = np.hstack([boxes[:, :2] - boxes[:, 2:] / 2, boxes[:, :2] + boxes[:, 2:] / 2])
+                truth.append((xyxy * scale, np.array([b[0] for b in item.boxes], dtype=int)))
+                found = result.boxes
+                predicted.append(
+                    (
+                        found.xyxy.cpu().numpy(),
+                        found.conf.cpu().numpy(),
+                        found.cls.cpu().numpy().astype(int),
+                    )
+                )
+                sizes.append((width, height))
+        coco = coco_metrics(truth, predicted, dataset.classes, sizes)
+        if not coco["n_boxes"]:
+            logger.warning(
+                "The validation split of %s holds no box; the run has no mAP.", dataset.name
+            )
+        return {**coco_run_metrics(coco), "n_val": float(len(val))}
 
     def _write_files(
         self,

@@ -61,7 +61,12 @@ def test_yolo11n_detection_trains_one_epoch_with_map_score(tmp_path: Path) -> No
     run_id, result = train(dataset, config, device="cpu")
     assert Store.open().get_run(run_id).status == "completed"
     assert result.score is not None and 0.0 <= result.score <= 1.0
+    # scored by the COCO evaluator every backend shares; Ultralytics' own figures kept apart
     assert result.score == pytest.approx(result.metrics["mAP50-95"])
+    assert result.metrics["map"] == result.score and "ultralytics/mAP50-95" in result.metrics
+    val = dataset.split("val")
+    assert result.metrics["n_images"] == result.metrics["n_val"] == len(val)
+    assert result.metrics["n_boxes"] == sum(len(item.boxes) for item in val)
 
 
 @pytest.mark.slow
