@@ -36,8 +36,8 @@ def export_command(
         typer.Option(
             "--strategy",
             help="least-confident (1 - top probability), margin (top two closest), entropy, "
-            "random (a seeded sample), or label-issues (training images whose label looks "
-            "wrong).",
+            "cluster-margin (the hardest of each cluster of hard images), random (a seeded "
+            "sample), or label-issues (training images whose label looks wrong).",
         ),
     ] = "least-confident",
     model_version: Annotated[

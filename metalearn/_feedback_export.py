@@ -9,6 +9,8 @@ kept only its top-k, the mass they leave counts as one more class):
 * ``least-confident``: ``1 - p_max``, largest first;
 * ``margin``: ``p_1 - p_2`` (the top two), smallest first;
 * ``entropy``: ``-sum p log p`` in nats, largest first;
+* ``cluster-margin``: the lowest-margin images, one per cluster of their embeddings
+  (see :mod:`._feedback_diverse`);
 * ``random``: a seeded draw per image (the baseline the others are measured against, and
   an unbiased sample for an evaluation set), smallest first.
 
@@ -36,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlsel.kernel.errors import ConfigError, DatasetError, invalid_parameter
 from mlsel.kernel.home import Home
+from mlsel.metalearn._feedback_diverse import POOL_FACTOR, diverse_hardest
 from mlsel.metalearn.feedback import (
     MANIFEST,
     README,
@@ -304,8 +307,10 @@ def _uncertain(
     frame = frame.filter(~frame["image_hash"].is_in(sorted(trained)))
     chosen: list[_Chosen] = []
     gone = 0
-    for row, score in rank_predictions(frame, strategy, seed):
-        if len(chosen) >= limit:
+    diverse = strategy == "cluster-margin"
+    wanted = limit * POOL_FACTOR if diverse else limit
+    for row, score in rank_predictions(frame, "margin" if diverse else strategy, seed):
+        if len(chosen) >= wanted:
             break
         found = _bytes_of(row)
         if found is None:
@@ -327,6 +332,16 @@ def _uncertain(
                 },
             )
         )
+    if diverse and chosen:
+        picked, note = diverse_hardest(
+            [c.source_path for c in chosen],
+            [float(c.row["score"]) for c in chosen],
+            limit,
+            model.config,
+            seed,
+        )
+        chosen = [chosen[i] for i in picked]
+        notes.append(note)
     if gone:
         notes.append(
             f"{gone} logged image(s) were skipped: their bytes are gone (no file, no kept copy)"

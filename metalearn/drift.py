@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from mlsel.kernel.dataset import Dataset
-    from mlsel.kernel.records import RunRecord
+    from mlsel.kernel.records import Config, RunRecord
     from mlsel.metalearn.models import ResolvedModel
 
 __all__ = [
@@ -58,6 +58,7 @@ __all__ = [
     "FeatureShift",
     "ProfileView",
     "drift_report",
+    "embedder_for",
     "mmd_permutation_test",
     "reference_dataset",
 ]
@@ -196,12 +197,12 @@ def _sample_readable(
     return chosen, np.array(rows, dtype=np.float64).reshape(-1, len(FEATURE_WORDS))
 
 
-def _embedder(record: RunRecord) -> tuple[str, int, tuple[str, ...]]:
-    """The backbone and image size to embed with: the champion's own when it is a frozen
-    probe on a shipped backbone, else :data:`DEFAULT_EMBEDDER` (with a note why)."""
+def embedder_for(config: Config) -> tuple[str, int, tuple[str, ...]]:
+    """The backbone and image size to embed a model's images with: its own when it is a
+    frozen probe on a shipped backbone (so its cached embeddings serve), else
+    :data:`DEFAULT_EMBEDDER` (with a note why)."""
     from mlsel.kernel.catalogue import FROZEN_MODES, SHIPPED_WEIGHTS, parts
 
-    config = record.config
     if config.finetune in FROZEN_MODES:
         first = parts(config.arch)[0]
         if first in SHIPPED_WEIGHTS:
@@ -323,7 +324,7 @@ def drift_report(
     new_paths = [str(files[i]) for i in new_index]
     profile = profile_view(ref_features, new_features)
 
-    arch, size, why = _embedder(record)
+    arch, size, why = embedder_for(record.config)
     notes += why
     vectors = _embed(arch, size, new_paths, [train[i] for i in ref_index])
     mmd2, mmd_p, bandwidth = mmd_permutation_test(

@@ -58,7 +58,14 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-STRATEGIES = ("least-confident", "margin", "entropy", "random", "label-issues")
+STRATEGIES = (
+    "least-confident",
+    "margin",
+    "entropy",
+    "cluster-margin",
+    "random",
+    "label-issues",
+)
 MANIFEST = "manifest.csv"
 UNSURE = "unsure"
 README = "README.txt"

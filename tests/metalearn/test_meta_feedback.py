@@ -155,6 +155,24 @@ def test_holdout_is_a_fifth_of_the_batch_stratified_and_seeded() -> None:
     assert held != holdout_split(entries, 0.2, seed=1)
 
 
+def test_cluster_margin_exports_the_hardest_of_each_cluster(
+    world: tuple[Store, dict[str, str], Path],
+) -> None:
+    store, truth, tmp = world
+    hardest = export_feedback(NAME, tmp / "margin", limit=25, strategy="margin")
+    pool = [r["image_hash"] for r in hardest.rows]  # the 25 lowest margins, in order
+    report = export_feedback(NAME, tmp / "diverse", limit=5, strategy="cluster-margin", seed=0)
+    chosen = [r["image_hash"] for r in report.rows]
+    assert len(chosen) == 5 and set(chosen) <= set(pool)
+    assert chosen[0] == pool[0]  # the hardest image always heads its cluster
+    assert chosen != pool[:5]  # not the plain margin order: one per cluster
+    assert any("cluster-margin: the 25 lowest-margin images" in note for note in report.notes)
+    again = export_feedback(NAME, tmp / "again", limit=5, strategy="cluster-margin", seed=0)
+    assert [r["image_hash"] for r in again.rows] == chosen
+    assert {r["strategy"] for r in report.rows} == {"cluster-margin"}
+    assert len({truth[h] for h in chosen}) >= 2
+
+
 def test_export_writes_the_labelling_folder(world: tuple[Store, dict[str, str], Path]) -> None:
     store, truth, tmp = world
     out = tmp / "label"
