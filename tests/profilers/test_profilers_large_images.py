@@ -103,8 +103,15 @@ try:
 except SystemExit as stop:
     status = stop.code if isinstance(stop.code, int) else 1
 scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, kB on Linux
-peak = max(resource.getrusage(who).ru_maxrss for who in
-           (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+# On Linux, ru_maxrss of RUSAGE_SELF keeps the high-water mark of the forked copy of the
+# test process from before exec (as large as pytest has grown); VmHWM is this program's own.
+own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    with open("/proc/self/status") as handle:
+        own = next(int(line.split()[1]) for line in handle if line.startswith("VmHWM:"))
+except (OSError, StopIteration, ValueError):
+    pass
+peak = max(own, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 print(f"PEAK_RSS_BYTES={peak * scale}", file=sys.stderr)
 sys.exit(status)
 """

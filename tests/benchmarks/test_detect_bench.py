@@ -1,0 +1,81 @@
+"""The detection benchmark's parts that need no training: its arms are valid configs, the
+deadline stops before an epoch would end past the budget, test truth comes out of the YOLO labels
+in pixels (the evaluator gives it 1.0), and the targets say met, not met or not run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from benchmarks import detect
+from benchmarks.detect_tasks import EASIEST, TASKS
+from mlsel.kernel.dataset import DatasetItem
+from mlsel.kernel.errors import StopRun
+from mlsel.kernel.records import EpochRecord
+from mlsel.trainers import check_config
+
+
+@pytest.mark.parametrize("arm", list(detect.ARMS))
+def test_every_arm_is_a_valid_320_px_config(arm: str) -> None:
+    config = detect.arm_config(arm, num_classes=2)
+    check_config(config)
+    assert config.image_size == 320 and config.epochs >= 50
+    assert (config.pretrained is None) == (arm == "scratch")
+
+
+def test_deadline_stops_before_an_epoch_that_would_end_past_the_budget() -> None:
+    deadline = detect.Deadline(100.0)
+    deadline.start -= 40.0  # 40 s gone: one more 40 s epoch ends at 80
+    deadline(EpochRecord(epoch=1, seconds=40.0))
+    deadline.start -= 30.0  # 70 s gone: one more 25 s epoch ends at 95, within
+    deadline(EpochRecord(epoch=2, seconds=25.0))
+    deadline.start -= 20.0  # 90 s gone: one more 20 s epoch would end at 110
+    with pytest.raises(StopRun):
+        deadline(EpochRecord(epoch=3, seconds=20.0))
+    assert deadline.stopped_at == pytest.approx(90.0, abs=1.0)
+
+
+def test_truth_is_in_pixels_and_scores_one() -> None:
+    pytest.importorskip("pycocotools")
+    import numpy as np
+
+    from mlsel.trainers.detection.coco import coco_metrics
+
+    items = [
+        DatasetItem("a.jpg", "", "test", boxes=((1, 0.5, 0.25, 0.5, 0.1),), width=200, height=100),
+        DatasetItem("b.jpg", "", "test", boxes=(), width=64, height=64),
+    ]
+    truth = detect.truth(items)
+    np.testing.assert_allclose(truth[0][0], [[50.0, 20.0, 150.0, 30.0]])
+    assert truth[0][1].tolist() == [1] and truth[1][0].shape == (0, 4)
+    perfect = [(boxes, np.ones(len(boxes)), labels) for boxes, labels in truth]
+    sizes = [(item.width, item.height) for item in items]
+    assert coco_metrics(truth, perfect, ("x", "y"), sizes)["map"] == pytest.approx(1.0)
+
+
+def _arm(test_map: float, test_map50: float) -> dict[str, Any]:
+    return {
+        "test_map": test_map,
+        "test_map50": test_map50,
+        "val_map": test_map,
+        "train_seconds": 290.0,
+        "wall_seconds": 301.0,
+        "epochs": 3,
+        "load_before": (2.0, 2.0, 2.0),
+        "load_after": (3.0, 2.5, 2.1),
+    }
+
+
+def test_targets_say_met_not_met_or_not_run() -> None:
+    assert set(detect.targets({}).values()) == {"not run", "not run (not part of this script)"}
+    one = {"tasks": {EASIEST: {"arms": {"pretrained": _arm(0.4, 0.7), "scratch": _arm(0.1, 0.2)}}}}
+    ahead, easiest, _ = detect.targets(one).values()
+    assert ahead.startswith("met on the 1 task(s) run") and easiest.startswith("met")
+    every = {name: one["tasks"][EASIEST] for name in TASKS}
+    assert list(detect.targets({"tasks": every}).values())[0] == "met"
+    behind = {"pretrained": _arm(0.1, 0.3), "scratch": _arm(0.2, 0.4)}
+    verdicts = list(detect.targets({"tasks": {**every, EASIEST: {"arms": behind}}}).values())
+    assert verdicts[0] == f"not met: behind on {EASIEST}" and verdicts[1].startswith("not met")
+    table = detect.markdown(one)
+    assert f"| {EASIEST} (easiest) | pretrained | 0.400 | 0.700 |" in table
