@@ -284,6 +284,7 @@ def _plot(data: dict[str, Any], path: Path) -> None:
             mean, sd = data["summary"][arm]["mean"], data["summary"][arm]["sd"]
             x = list(range(len(mean)))
             ax.errorbar(x, mean, yerr=sd, marker="o", capsize=3, label=arm)
+    ax.set_xticks(range(data["rounds"] + 1))
     ax.set_xlabel(f"rounds of {data['batch']} labelled images")
     ax.set_ylabel("test macro F1")
     ax.set_title("retraining loop on Noto emoji groups")
