@@ -60,7 +60,13 @@ if TYPE_CHECKING:
 
     from mlsel.experiment_store import Store
 
-__all__ = ["class_probabilities", "export_feedback", "rank_predictions", "uncertainty"]
+__all__ = [
+    "class_probabilities",
+    "export_feedback",
+    "export_file_name",
+    "rank_predictions",
+    "uncertainty",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -321,7 +327,7 @@ def _uncertain(
             _Chosen(
                 path,
                 {
-                    "file": f"{UNSURE}/{_file_name(row['image_hash'], path)}",
+                    "file": f"{UNSURE}/{export_file_name(row['image_hash'], path)}",
                     "image_hash": row["image_hash"],
                     "source": source,
                     "original": path,
@@ -365,7 +371,7 @@ def _bytes_of(row: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-def _file_name(image_hash: str, path: str) -> str:
+def export_file_name(image_hash: str, path: str) -> str:
     """``<hash12>-<file name>``, with an image extension (a kept copy may have none)."""
     from mlsel.profilers import IMAGE_EXTENSIONS
 

@@ -128,7 +128,7 @@ def label_issue_rows(
     base: Base, model: FeedbackModel, limit: int, notes: list[str]
 ) -> tuple[list[dict[str, str]], int]:
     """The export rows of the ``limit`` worst label issues, and how many items were looked at."""
-    from mlsel.metalearn._feedback_export import _file_name
+    from mlsel.metalearn._feedback_export import export_file_name
 
     train = base.dataset.split("train")
     size = image_size_of(model)
@@ -145,7 +145,7 @@ def label_issue_rows(
         rows.append(
             _row(item, classes[labels[i]], classes[suggested], probs[i], suggested, labels[i])
         )
-        rows[-1]["file"] = f"{UNSURE}/{_file_name(item.digest, item.path)}"
+        rows[-1]["file"] = f"{UNSURE}/{export_file_name(item.digest, item.path)}"
     return rows, len(train)
 
 

@@ -35,7 +35,7 @@ from mlsel.kernel.errors import MlselError
 from mlsel.kernel.home import Home
 
 if TYPE_CHECKING:
-    from mlsel.experiment_store._predictions import PredictionRow
+    from mlsel.experiment_store import PredictionRow
     from mlsel.experiment_store.store import Store
 
 __all__ = [
@@ -150,7 +150,7 @@ def _utc(text: str | None) -> datetime | None:
 
 def _served_row(record: Mapping[str, Any], folder: Path, model: SpoolModel | None) -> PredictionRow:
     """One service record as a row (KeyError, TypeError, ValueError: not a record)."""
-    from mlsel.experiment_store._predictions import PredictionRow
+    from mlsel.experiment_store import PredictionRow
 
     probabilities = record.get("probabilities")
     classes = record.get("classes")
@@ -305,7 +305,7 @@ def log_file_predictions(
         The predictions logged (a file that cannot be read again is left out, with a
         warning).
     """
-    from mlsel.experiment_store._predictions import PredictionRow
+    from mlsel.experiment_store import PredictionRow
 
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     logged = []

@@ -1,10 +1,8 @@
 """PyTorch backends: torchvision's zoo and (optional) timm classifiers, and torchvision's
-detectors.
-
-The classifiers build a :class:`~mlsel.trainers.zoo.Network` and share :func:`run_loop`;
-this module adds devices, memory measurement, the CUDA out-of-memory retry, metrics and
-the saved model. An arch whose catalogue task is ``detect`` (Faster R-CNN, RetinaNet,
-FCOS on a shipped backbone) trains in :mod:`mlsel.trainers.detection` instead.
+detectors. The classifiers build a :class:`~mlsel.trainers.zoo.Network` and share
+:func:`run_loop`; this module adds devices, memory measurement, the CUDA out-of-memory
+retry, metrics and the saved model. An arch whose catalogue task is ``detect`` (Faster
+R-CNN, RetinaNet, FCOS on a shipped backbone) trains in :mod:`mlsel.trainers.detection`.
 """
 
 from __future__ import annotations
@@ -389,42 +387,20 @@ class TorchvisionBackend(TorchBackend):
         weights: str | None = None,
         artifact_dir: str | None = None,
     ) -> RunResult:
+        """A classifier as :class:`TorchBackend` trains it; a detector (or a detection
+        dataset, refused by :meth:`check` unless the arch is a detector) in
+        :mod:`mlsel.trainers.detection`."""
         if not _is_detector(config.arch) and dataset.task != "detect":
+            options: dict[str, Any] = {"cache": cache, "weights": weights}
             return super().fit(
-                dataset,
-                config,
-                device,
-                on_epoch,
-                cache=cache,
-                weights=weights,
-                artifact_dir=artifact_dir,
+                dataset, config, device, on_epoch, artifact_dir=artifact_dir, **options
             )
         from mlsel.trainers.detection.train import fit_detector
 
         self.check(config, dataset.task)
+        device_ = resolve_device(device)
         return fit_detector(
-            dataset,
-            config,
-            resolve_device(device),
-            on_epoch,
-            weights=weights,
-            artifact_dir=artifact_dir,
-        )
-
-    def fit_final(
-        self,
-        dataset: Dataset,
-        config: Config,
-        folder: Path,
-        *,
-        metrics: dict[str, float],
-        confusion: Any,
-        cache: TensorCache | None = None,
-    ) -> float:
-        if _is_detector(config.arch):
-            raise ConfigError(f"{config.arch} is a detector; only linear probes are refitted.")
-        return super().fit_final(
-            dataset, config, folder, metrics=metrics, confusion=confusion, cache=cache
+            dataset, config, device_, on_epoch, weights=weights, artifact_dir=artifact_dir
         )
 
     def resolve_weights(self, config: Config, weights: str | None = None) -> str | None:
