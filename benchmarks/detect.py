@@ -10,7 +10,9 @@ Per task of ``detect_tasks.py`` (built once under ``--work``), one seed, in one 
   does by default here (its ``optimizer=auto`` picks AdamW at ``0.002 * 5 / (4 + classes)``
   for runs this short; batch 16, weight decay 5e-4, its own augmentation), except that
   mlsel turns warm-up off;
-* ``fcos`` (arm C, only with ``--arms``): FCOS on the shipped EfficientNet-Lite0, frozen.
+* ``fcos`` (arm C, only with ``--arms``): FCOS on the shipped EfficientNet-Lite0, frozen;
+* ``search`` (with ``--arms``): ``mlsel run --budget <arm seconds> --gpus cpu`` in a fresh
+  home whose bundled runs leave this task out (:mod:`benchmarks.detect_run`).
 
 Every arm trains through ``mlsel.trainers.train`` in a throwaway home of its own with
 ``epochs`` large; an epoch callback stops it (``StopRun("timeout")``) before an epoch
@@ -30,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shutil
 import sys
@@ -43,9 +44,9 @@ from typing import TYPE_CHECKING, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script, too
 
+from benchmarks.detect_report import ARMS, figure, markdown, targets  # noqa: E402
 from benchmarks.detect_tasks import (  # noqa: E402
     BUILD_VERSION,
-    EASIEST,
     SPLIT_IMAGES,
     TASKS,
     SourceMissing,
@@ -67,13 +68,7 @@ EPOCHS = 100  # more than any budget here allows: the deadline ends every arm
 #: COCO-style scoring of the test split: nearly every box, at most 100 an image (the
 #: values the Ultralytics backend scores val with).
 SCORE_CONF, SCORE_MAX_DET = 0.001, 100
-MAP50_TARGET = 0.5
 
-ARMS: dict[str, str] = {
-    "pretrained": "Faster R-CNN, MobileNetV2 ImageNet backbone frozen, 320 px",
-    "scratch": "YOLO11n from scratch, 320 px",
-    "fcos": "FCOS, EfficientNet-Lite0 ImageNet backbone frozen, 320 px",
-}
 DEFAULT_ARMS = ("pretrained", "scratch")
 
 
@@ -229,6 +224,8 @@ def run_arm(dataset: Dataset, arm: str, home: Path, seconds: float, seed: int) -
     from mlsel.experiment_store.store import Store
     from mlsel.trainers import train
 
+    if arm == "search":
+        return _search_arm(dataset, home.parent, seconds)
     config = arm_config(arm, dataset.num_classes, seed=seed)
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
@@ -280,91 +277,18 @@ def run_arm(dataset: Dataset, arm: str, home: Path, seconds: float, seed: int) -
     return entry
 
 
-# --- the report ----------------------------------------------------------------------
+def _search_arm(dataset: Dataset, work: Path, seconds: float) -> dict[str, Any]:
+    from benchmarks.detect_run import run_search_arm
 
-
-def _figure(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{value:.3f}"
-
-
-def targets(results: dict[str, Any]) -> dict[str, str]:
-    """Each target of the issue as ``met``, ``not met`` or ``not run`` (with why)."""
-    tasks = results.get("tasks", {})
-    ahead: list[str] = []
-    behind: list[str] = []
-    missing: list[str] = []
-    for name in TASKS:
-        arms = tasks.get(name, {}).get("arms", {})
-        a, b = (arms.get(k, {}).get("test_map") for k in ("pretrained", "scratch"))
-        if a is None or b is None:
-            missing.append(name)
-        else:
-            (ahead if a > b else behind).append(name)
-    if behind:
-        first = f"not met: behind on {', '.join(behind)}"
-    elif not ahead:
-        first = "not run"
-    elif missing:
-        first = f"met on the {len(ahead)} task(s) run; not run on {', '.join(missing)}"
-    else:
-        first = "met"
-    easiest = tasks.get(EASIEST, {}).get("arms", {}).get("pretrained", {}).get("test_map50")
-    if easiest is None:
-        second = "not run"
-    else:
-        verdict = "met" if easiest >= MAP50_TARGET else "not met"
-        second = f"{verdict} (pretrained arm's test mAP50 {easiest:.3f})"
-    return {
-        "pretrained ahead on every task (test mAP50-95)": first,
-        f"mAP50 >= {MAP50_TARGET} on the easiest task ({EASIEST})": second,
-        "mlsel run --budget 5m at least the default config": "not run (not part of this script)",
-    }
-
-
-def markdown(results: dict[str, Any]) -> str:
-    """The table of every task and arm run so far, the targets and the conditions."""
-    settings = results.get("settings", {})
-    lines = [
-        "# Detection: pretrained-backbone detector vs YOLO11n from scratch",
-        "",
-        f"Each arm capped at {settings.get('arm_seconds', '?')} s wall on this machine (no "
-        "epoch starts that would end past it) "
-        f"({settings.get('cpus', '?')} CPUs, torch threads {settings.get('torch_threads', '?')}); "
-        "scores are COCO (pycocotools) on the TEST split, the best epoch on val kept. "
-        "Train s: until the deadline stopped the run; total s: the whole training call, "
-        "with the final validation and saving (test scoring not included).",
-        "",
-        "| task | arm | mAP50-95 | mAP50 | val mAP50-95 | train s | total s | epochs "
-        "| load before | load after |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for name, entry in results.get("tasks", {}).items():
-        mark = " (easiest)" if name == EASIEST else ""
-        for arm, r in entry.get("arms", {}).items():
-            if "error" in r:
-                lines.append(f"| {name}{mark} | {arm} | failed: {r['error'][:80]} |||||||")
-                continue
-            load = [" / ".join(f"{v:.2f}" for v in r[k]) for k in ("load_before", "load_after")]
-            lines.append(
-                f"| {name}{mark} | {arm} | {_figure(r['test_map'])} | {_figure(r['test_map50'])} "
-                f"| {_figure(r['val_map'])} | {r['train_seconds']:.0f} | {r['wall_seconds']:.0f} "
-                f"| {r['epochs']} | {load[0]} | {load[1]} |"
-            )
-    lines += ["", "Load: 1 / 5 / 15 minute load averages.", "", "## Targets", ""]
-    lines += [f"- {target}: **{verdict}**" for target, verdict in targets(results).items()]
-    lines += ["", "## Arms", ""]
-    lines += [f"- `{arm}`: {label}" for arm, label in ARMS.items()]
-    lines += ["", "## Invocations", ""]
-    for run in results.get("invocations", []):
-        lines.append(
-            f"- {run['started']}: {', '.join(run['tasks'])} ({', '.join(run['arms'])}); load "
-            f"{' / '.join(map(str, run['load_before']))} before, "
-            f"{' / '.join(map(str, run['load_after']))} after; {run['seconds']:.0f} s"
-            + (f"; {run['note']}" if run.get("note") else "")
-        )
-    return "\n".join(lines) + "\n"
+    entry: dict[str, Any] = {"label": ARMS["search"], "load_before": _load()}
+    folder = Path(dataset.root)
+    folder = folder.parent if folder.is_file() else folder  # read from its data.yaml
+    try:
+        entry.update(run_search_arm(dataset, folder, work, seconds, score_test))
+    except (RuntimeError, MlselError) as exc:
+        entry["error"] = str(exc)
+    entry["load_after"] = _load()
+    return entry
 
 
 def _write(path: Path, text: str) -> None:
@@ -447,8 +371,8 @@ def _run_tasks(args: argparse.Namespace, results: dict[str, Any]) -> None:
             result = run_arm(dataset, arm, home, args.arm_seconds, args.seed)
             entry["arms"][arm] = result
             shown = result.get("error") or (
-                f"test mAP50-95 {_figure(result['test_map'])}, mAP50 "
-                f"{_figure(result['test_map50'])}, {result['epochs']} epochs in "
+                f"test mAP50-95 {figure(result['test_map'])}, mAP50 "
+                f"{figure(result['test_map50'])}, {result['epochs']} epochs in "
                 f"{result['wall_seconds']:.0f} s"
             )
             print(f"  {shown}", file=sys.stderr, flush=True)

@@ -6,7 +6,8 @@ Sections, each with the machine it ran on:
 
 1. Leave-one-source-out evaluation of the ranker vs every baseline on the bundled corpus
    (the store the corpus harness filled, or the shipped ``data_cards/bundled/runs.parquet``
-   imported into a temporary store): regret@1, regret@3, NDCG@5, and a PNG.
+   imported into a temporary store): regret@1, regret@3, NDCG@5, and a PNG; then leave
+   one detection task out (:mod:`benchmarks.report_detect`).
 2. The warm-start anytime curves of ``benchmarks/warmstart.py`` (its table and PNG).
 3. Training, profiling and store throughput ratios (``train_bench.py``,
    ``profile_bench.py``, ``store_bench.py``), and how closely ``mlsel run`` keeps to its
@@ -23,6 +24,12 @@ import platform
 import tempfile
 from pathlib import Path
 from typing import Any
+
+if __package__ in (None, ""):  # run as a script
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.report_detect import detect_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "out"
@@ -63,10 +70,12 @@ def corpus_frame(corpus_home: Path | None) -> tuple[Any, str]:
     return frame.with_columns(pl.Series("origin", [origin(n) for n in names])), where
 
 
-def loso_section(corpus_home: Path | None) -> tuple[str, dict[str, Any]]:
+def loso_section(frame: Any, where: str) -> tuple[str, dict[str, Any]]:
+    """Leave one source out and leave one task out on the classification tasks."""
     from mlsel.metalearn.evaluation import evaluate
 
-    frame, where = corpus_frame(corpus_home)
+    if frame is not None:
+        frame = frame.filter(frame["task"] == "classify")
     if frame is None or frame.height == 0:
         return (
             "Not measured yet: build the corpus with `python -m benchmarks.bundle.harness` "
@@ -238,7 +247,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus-home", type=Path, default=OUT / "bundle" / "home")
     args = parser.parse_args()
-    loso, data = loso_section(args.corpus_home)
+    frame, where = corpus_frame(args.corpus_home)
+    loso, data = loso_section(frame, where)
+    detect, data["detect_loto"] = (
+        detect_section(frame) if frame is not None else ("Not measured yet.\n", {})
+    )
     machine = (
         f"{platform.machine()}, {platform.system()} {platform.release()}, "
         f"Python {platform.python_version()}"
@@ -257,6 +270,9 @@ def main() -> None:
             "## The ranker on the bundled corpus",
             "",
             loso,
+            "## The ranker on detection tasks",
+            "",
+            detect,
             "## Warm start: best score over time",
             "",
             warmstart_section(),

@@ -15,7 +15,7 @@ row hash), so importing twice adds nothing, and neither does a round trip betwee
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -71,14 +71,21 @@ class ImportReport:
     dry_run: bool = False
 
 
-def _quote(path: Path) -> str:
+def _quote(path: Path | str) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
 def export_parquet(
-    con: duckdb.DuckDBPyConnection, path: Path, *, overwrite: bool = True
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    *,
+    overwrite: bool = True,
+    exclude_datasets: Sequence[str] = (),
 ) -> dict[str, int]:
     """Write the export to ``path`` atomically; return the rows written by kind.
+
+    ``exclude_datasets`` (fingerprints) leaves those datasets out, with their profiles,
+    runs and epochs.
 
     The rows go to a hidden file beside ``path``, which is synced and then renamed over
     ``path`` (linked to it when ``overwrite`` is false), so an interrupted or failed
@@ -98,18 +105,27 @@ def export_parquet(
     if not overwrite and path.exists():
         raise _exists(path)
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    left_out = ", ".join(_quote(f) for f in exclude_datasets)
+
+    def keep(column: str) -> str:
+        return f"{column} NOT IN ({left_out})" if left_out else "TRUE"
+
     try:
         con.execute(
             f"""
             COPY (
-                SELECT 'dataset' AS kind, * FROM datasets
+                SELECT 'dataset' AS kind, * FROM datasets WHERE {keep("fingerprint")}
                 UNION ALL BY NAME SELECT 'profile' AS kind, * FROM profiles
+                    WHERE {keep("fingerprint")}
                 UNION ALL BY NAME SELECT 'feature' AS kind, * FROM profile_features
+                    WHERE {keep("fingerprint")}
                 UNION ALL BY NAME SELECT 'run' AS kind, * EXCLUDE (pid, host, recorded_at)
-                    FROM runs
+                    FROM runs WHERE {keep("dataset")}
                 UNION ALL BY NAME SELECT 'epoch' AS kind, * FROM epochs
+                    WHERE run_id IN (SELECT run_id FROM runs WHERE {keep("dataset")})
                 UNION ALL BY NAME SELECT 'key' AS kind, k.key, k.run_id, k.kind AS key_kind
                     FROM run_keys k
+                    WHERE k.run_id IN (SELECT run_id FROM runs WHERE {keep("dataset")})
             ) TO {_quote(partial)} (FORMAT parquet, KV_METADATA {{{_FORMAT_KEY}:
                 '{_FORMAT_VERSION}', mlsel_schema_version: '{SCHEMA_VERSION}'}})
             """
@@ -121,18 +137,13 @@ def export_parquet(
     finally:
         partial.unlink(missing_ok=True)
     _sync_folder(path.parent)
-    tables = {
-        "dataset": "datasets",
-        "profile": "profiles",
-        "feature": "profile_features",
-        "run": "runs",
-        "epoch": "epochs",
+    found = con.execute(
+        f"SELECT kind, count(*) FROM {_quote(path)} WHERE kind <> 'key' GROUP BY kind"
+    ).fetchall()
+    written = {str(kind): int(n) for kind, n in found}
+    return {
+        kind: written.get(kind, 0) for kind in ("dataset", "profile", "feature", "run", "epoch")
     }
-    counts = {}
-    for kind, table in tables.items():
-        found = con.execute(f"SELECT count(*) FROM {table}").fetchone()
-        counts[kind] = int(found[0]) if found else 0
-    return counts
 
 
 def _exists(path: Path) -> StoreError:

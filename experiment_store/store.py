@@ -347,7 +347,11 @@ class Store:
     # -- import and export -----------------------------------------------------------------
 
     def export_parquet(
-        self, path: str | os.PathLike[str], *, overwrite: bool = True
+        self,
+        path: str | os.PathLike[str],
+        *,
+        overwrite: bool = True,
+        exclude_datasets: Sequence[str] = (),
     ) -> dict[str, int]:
         """Write datasets, profiles, runs and epochs to one Parquet file (atomically: a
         failed export leaves no file, and an existing one stays whole).
@@ -355,6 +359,8 @@ class Store:
         Args:
             path: the file to write.
             overwrite: replace an existing file; ``False`` refuses it (StoreError).
+            exclude_datasets: fingerprints of datasets left out, with their profiles,
+                runs and epochs (a leave-one-task-out home, or a share without them).
 
         Returns:
             Rows written by kind: ``dataset``, ``profile``, ``feature``, ``run``, ``epoch``.
@@ -362,7 +368,9 @@ class Store:
         from mlsel.experiment_store import _exchange
 
         with self._session(write=False, what="export") as con:
-            return _exchange.export_parquet(con, Path(path), overwrite=overwrite)
+            return _exchange.export_parquet(
+                con, Path(path), overwrite=overwrite, exclude_datasets=exclude_datasets
+            )
 
     def import_file(self, path: str | os.PathLike[str], *, dry_run: bool = False) -> ImportReport:
         """Add the runs of an mlsel export that are not in the store yet (then checkpoint,

@@ -123,6 +123,8 @@ def _outside_experience(profile: DatasetProfile, frame: Any) -> str | None:
     from mlsel.metalearn._profile import ALIASES, profile_value
 
     for meaning, words in _EXPERIENCE:
+        if meaning == "image_side" and profile.task == "detect":
+            continue  # detectors resize every image to 320-512 px; box sizes are relative
         value = profile_value(profile.features, meaning)
         column = next((f"feat_{n}" for n in ALIASES[meaning] if f"feat_{n}" in frame.columns), None)
         if value is None or column is None:
@@ -138,6 +140,11 @@ def _outside_experience(profile: DatasetProfile, frame: Any) -> str | None:
                 f"runs span {low:.3g} to {high:.3g})"
             )
     return None
+
+
+#: Datasets of a task the active ranker must have learnt from to rank that task's configs.
+MIN_TASK_DATASETS = 3
+_TASK_WORDS = {"detect": "detection", "classify": "classification"}
 
 
 def _choose_scorer(store: Any, task: str) -> tuple[Any, str, str]:
@@ -159,12 +166,28 @@ def _choose_scorer(store: Any, task: str) -> tuple[Any, str, str]:
         )
     if model.tasks_ and task not in model.tasks_:
         return None, "rules", f"rules: the ranker {entry.version} has no {task} experience"
+    runs, datasets = model.task_counts_.get(task, (None, None))
+    if datasets is not None and datasets < MIN_TASK_DATASETS:
+        return (
+            None,
+            "rules",
+            (
+                f"rules: the ranker {entry.version} has seen only {datasets} {task} "
+                f"datasets (needs {MIN_TASK_DATASETS})"
+            ),
+        )
+    own = (
+        f"; it ranks {_TASK_WORDS.get(task, task)} configs from {runs} runs on "
+        f"{datasets} such datasets"
+        if runs is not None and len(model.task_counts_) > 1
+        else ""
+    )
     return (
         model,
         "ranker",
         (
             f"ranker {entry.version}, trained on {model.n_rows_} runs of "
-            f"{model.n_datasets_} datasets"
+            f"{model.n_datasets_} datasets{own}"
         ),
     )
 

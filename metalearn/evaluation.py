@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,6 +116,7 @@ def evaluate(
     group_by: str = "dataset",
     max_folds: int | None = None,
     seed: int = 0,
+    hold_out: Collection[str] | None = None,
 ) -> Evaluation:
     """Leave-one-group-out evaluation of ``scorers`` (default: ranker + every baseline).
 
@@ -125,11 +126,16 @@ def evaluate(
         group_by: column whose values are held out together (``dataset`` or ``source``).
         max_folds: when there are more groups, hold them out in this many folds.
         seed: seed of the fold assignment.
+        hold_out: only these groups are held out (each in turn); the others are in
+            every fold's training part (the classification runs, when the detection
+            tasks are held out). Default: every group.
     """
     import polars as pl
 
     scorers = dict(scorers) if scorers is not None else dict(SCORERS)
     groups = sorted({str(g) for g in frame[group_by].to_list()})
+    if hold_out is not None:
+        groups = [g for g in groups if g in {str(h) for h in hold_out}]
     folds = _folds(groups, max_folds, seed)
     rows: list[dict[str, Any]] = []
     used: list[tuple[str, ...]] = []

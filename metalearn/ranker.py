@@ -51,6 +51,18 @@ def relevance(frame: Any, levels: int = 8) -> np.ndarray:
     return np.where(np.isnan(rank), 0, grade).astype(int)
 
 
+def _task_counts(frame: Any) -> dict[str, list[int]]:
+    """``{task: [runs, datasets]}`` of a training frame (``{}`` without a task column)."""
+    import polars as pl
+
+    if "task" not in frame.columns:
+        return {}
+    counts = frame.group_by("task").agg(
+        pl.len().alias("runs"), pl.col("dataset").n_unique().alias("datasets")
+    )
+    return {str(t): [int(r), int(d)] for t, r, d in counts.iter_rows()}
+
+
 def run_weights(frame: Any, local_weight: float) -> np.ndarray | None:
     """Per-row LightGBM weights: ``local_weight`` for the user's own runs, 1 for the rest
     (``None`` when every row weighs the same)."""
@@ -160,6 +172,7 @@ class RankerModel:
         self.tasks_ = (
             sorted({str(t) for t in frame["task"].to_list()}) if ("task" in frame.columns) else []
         )
+        self.task_counts_ = _task_counts(frame)
         return self
 
     def _recipe(self) -> dict[str, Any]:
@@ -215,6 +228,7 @@ class RankerModel:
             "n_rows": self.n_rows_,
             "n_datasets": self.n_datasets_,
             "tasks": self.tasks_,
+            "task_counts": self.task_counts_,
             "datasets": self.datasets_,
         }
         (folder / META_FILE).write_text(json.dumps(meta, indent=1))
@@ -252,6 +266,8 @@ class RankerModel:
             )
         model.n_rows_, model.n_datasets_ = meta["n_rows"], meta["n_datasets"]
         model.tasks_ = list(meta.get("tasks", []))
+        # {task: [runs, datasets]} ({}: saved before mlsel counted them)
+        model.task_counts_ = {str(k): list(v) for k, v in meta.get("task_counts", {}).items()}
         # the datasets it learnt from (None: saved before mlsel recorded them)
         datasets = meta.get("datasets")
         model.datasets_ = list(datasets) if isinstance(datasets, list) else None

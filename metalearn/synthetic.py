@@ -14,7 +14,7 @@ import numpy as np
 
 from mlsel.kernel.records import Config, DatasetProfile, RunResult
 
-__all__ = ["synthetic_frame", "synthetic_runs"]
+__all__ = ["synthetic_detection_runs", "synthetic_frame", "synthetic_runs"]
 
 ARCHS = ("efficientnet_lite0", "mobilenet_v2", "resnet18", "convnext_tiny")
 
@@ -63,6 +63,44 @@ def synthetic_runs(
                         error="synthetic failure" if failed else None,
                     )
                     yield profile, config, result
+
+
+DETECTORS = ("fasterrcnn_mobilenet_v2", "fcos_mobilenet_v2", "retinanet_mobilenet_v2")
+
+
+def synthetic_detection_runs(
+    n_datasets: int = 6,
+) -> Iterator[tuple[DatasetProfile, Config, RunResult]]:
+    """Detection runs whose winner depends on the box size: Faster R-CNN on datasets of
+    large boxes (even-numbered), FCOS on small ones; 3 detectors x 2 learning rates each,
+    the higher rate a little better. No noise: the order is the rule."""
+    for d in range(n_datasets):
+        large = d % 2 == 0
+        profile = DatasetProfile(
+            fingerprint=f"synthdet{d:03d}",
+            task="detect",
+            features={
+                "box_side_median": 0.4 if large else 0.05,
+                "n_train": 120.0,
+                "n_classes": 3.0,
+            },
+            profiler_version="synthetic",
+            name=f"synthetic-detect-{d}",
+        )
+        winner = "fasterrcnn" if large else "fcos"
+        for arch in DETECTORS:
+            for lr in (1e-3, 3e-3):
+                config = Config(
+                    backend="torchvision", arch=arch, finetune="head", lr=lr, image_size=320
+                )
+                result = RunResult(
+                    status="completed",
+                    score=(0.6 if arch.startswith(winner) else 0.3) + 10 * lr,
+                    seconds_per_epoch=10.0,
+                    wall_seconds=100.0,
+                    hardware={"device": "cpu"},
+                )
+                yield profile, config, result
 
 
 def synthetic_frame(n_datasets: int = 12, **kwargs: Any) -> Any:

@@ -58,8 +58,10 @@ logger = logging.getLogger(__name__)
 
 # 1.1: class sizes count the training split. 1.2: the landmarkers run without torch and
 # scikit-learn (ONNX Runtime, numpy learners); their values equal 1.1's, but where the
-# decision stump meets equally good splits and picks another one.
-PROFILER_VERSION = "1.2"
+# decision stump meets equally good splits and picks another one. 1.3: detection
+# profiles add box-side quantiles, boxes near the edges and class co-occurrence
+# (classification profiles are unchanged).
+PROFILER_VERSION = "1.3"
 PIXEL_SAMPLE_CAP = 500  # images decoded for pixel statistics (every file is still counted)
 
 # Marks of the warnings profile_dataset adds itself (here and in deep_landmarkers; the

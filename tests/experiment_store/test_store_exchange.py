@@ -97,6 +97,17 @@ def test_export_import_round_trip_is_equal_and_idempotent(tmp_path: Path) -> Non
     assert target.sql("SELECT count(*) AS n FROM epochs")["n"].to_list() == [3]
 
 
+def test_an_export_can_leave_datasets_out_with_everything_of_theirs(tmp_path: Path) -> None:
+    source = _filled_store(tmp_path / "a.duckdb")
+    counts = source.export_parquet(tmp_path / "runs.parquet", exclude_datasets=["fp-a"])
+    # fp-b has no profile: its dataset row, its running run and that run's epoch
+    assert counts == {"dataset": 1, "profile": 0, "feature": 0, "run": 1, "epoch": 1}
+    target = Store.at(tmp_path / "b.duckdb")
+    target.import_file(tmp_path / "runs.parquet")
+    assert {r.dataset for r in target.list_runs()} == {"fp-b"}
+    assert target.get_profile("fp-a", "p1") is None
+
+
 def test_import_refuses_files_that_are_not_exports(tmp_path: Path) -> None:
     store = Store.at(tmp_path / "s.duckdb")
     with pytest.raises(StoreError, match="No file"):

@@ -47,6 +47,22 @@ def test_ranker_beats_random_when_winner_depends_on_a_meta_feature() -> None:
     assert s["nearest-dataset"]["regret@1"] < s["best-on-average"]["regret@1"]
 
 
+def test_hold_out_holds_out_only_the_named_groups_and_trains_on_the_rest() -> None:
+    frame = synthetic_frame(8, seed=2)
+    held = ["synth001", "synth005"]
+    seen: list[tuple[set[str], set[str]]] = []
+
+    def spy(train, test):
+        seen.append((set(train["dataset"].to_list()), set(test["dataset"].to_list())))
+        return np.zeros(test.height)
+
+    ev = evaluate(frame, scorers={"spy": spy}, hold_out=held)
+    assert ev.folds == 2 and ev.n_datasets == 2
+    assert [t for _, t in seen] == [{"synth001"}, {"synth005"}]
+    everything = set(frame["dataset"].to_list())
+    assert [t for t, _ in seen] == [everything - {"synth001"}, everything - {"synth005"}]
+
+
 def test_explain_names_the_meta_feature_in_words() -> None:
     frame = synthetic_frame(8)
     model = RankerModel(n_estimators=60).fit(frame)

@@ -13,7 +13,7 @@ from mlsel.kernel.errors import RankerError
 from mlsel.kernel.records import DatasetProfile
 from mlsel.metalearn import refit, suggest
 from mlsel.metalearn.ranker import RankerModel
-from mlsel.metalearn.synthetic import synthetic_runs
+from mlsel.metalearn.synthetic import synthetic_detection_runs, synthetic_runs
 
 FEW = DatasetProfile(
     "userfp",
@@ -24,9 +24,9 @@ FEW = DatasetProfile(
 )
 
 
-def _fill(store: Store, n: int = 6) -> None:
+def _fill(store: Store, n: int = 6, runs=None) -> None:  # noqa: ANN001
     rows, seen = [], set()
-    for profile, config, result in synthetic_runs(n):
+    for profile, config, result in runs if runs is not None else synthetic_runs(n):
         if profile.fingerprint not in seen:
             store.save_profile(profile)
             seen.add(profile.fingerprint)
@@ -86,3 +86,23 @@ def test_cli_suggest_and_refit_json(mlsel_home, tmp_path) -> None:
     assert result.exit_code == 2 and "does not exist" in result.output
     result = runner.invoke(app, ["suggest", str(tmp_path), "--budget", "soon"])
     assert result.exit_code == 2 and "budget" in result.output
+
+
+@pytest.mark.parametrize("detect_datasets", [2, 6])
+def test_suggest_says_when_the_ranker_ranks_detection_configs(mlsel_home, detect_datasets) -> None:
+    store = Store.open(mlsel_home)
+    _fill(store, 16)
+    _fill(store, runs=synthetic_detection_runs(detect_datasets))
+    new = DatasetProfile(
+        "newdet", "detect", {"box_side_median": 0.45, "n_train": 100.0, "n_classes": 3.0}, "t"
+    )
+    refit(store, home=mlsel_home, max_folds=4)
+    model = RankerModel.load(store.active_ranker().path)
+    assert model.task_counts_["detect"] == [6 * detect_datasets, detect_datasets]
+    report = suggest(new, store=store, top=3)
+    if detect_datasets < 3:
+        assert report.scorer == "rules" and "only 2 detect datasets" in report.note
+        return
+    assert report.scorer == "ranker"
+    assert f"ranks detection configs from 36 runs on {detect_datasets} such" in report.note
+    assert report.suggestions[0].config.arch.startswith("fasterrcnn")
