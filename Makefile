@@ -12,7 +12,7 @@ export YOLO_OFFLINE      ?= 1
 export YOLO_AUTOINSTALL  ?= false
 export YOLO_VERBOSE      ?= false
 
-.PHONY: demo test install system-packages lint typecheck-links bench clean
+.PHONY: demo test install system-packages corpus-sources lint typecheck-links bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,19 @@ system-packages:
 	    echo "note: run 'sudo apt-get install$$missing' for the fashion-mnist sample, benchmarks/realimages.py and benchmarks/detect_tasks.py"; \
 	  fi; \
 	fi
+
+# The second edition of the bundled corpus reads these too (about 1.5 GB, so not part of
+# install or test), and three npm packages (`python -m benchmarks.bundle.sources --fetch`).
+CORPUS_PACKAGES := librsvg2-bin paper-icon-theme mate-icon-theme ufoai-textures \
+  nexuiz-textures supertux-data stellarium-data dataset-fashion-mnist
+
+corpus-sources: install
+	@if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq >/dev/null 2>&1; \
+	  apt-get install -y -qq --no-install-recommends $(CORPUS_PACKAGES) >/dev/null 2>&1 \
+	    || echo "warning: apt-get could not install every one of: $(CORPUS_PACKAGES)"; \
+	else echo "note: run 'sudo apt-get install $(CORPUS_PACKAGES)'"; fi
+	$(BIN)/python -m benchmarks.bundle.sources --fetch
 
 test: lint
 	$(BIN)/pytest -q -p no:cacheprovider

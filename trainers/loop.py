@@ -25,9 +25,56 @@ if TYPE_CHECKING:
 
     from mlsel.trainers.zoo import Network
 
-__all__ = ["LoopOutcome", "duplicate_to_minimum", "make_optimizer", "make_scheduler", "run_loop"]
+__all__ = [
+    "EpochEnd",
+    "LoopOutcome",
+    "duplicate_to_minimum",
+    "make_optimizer",
+    "make_scheduler",
+    "run_loop",
+]
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EpochEnd:
+    """What every training loop does after an epoch's validation: keep the weights of the
+    best epoch so far, call ``on_epoch`` (whose :class:`StopRun` ends the run with its
+    status), and stop early after ``patience`` epochs without a better score."""
+
+    patience: int = 0
+    on_epoch: EpochCallback | None = None
+    best: float = -math.inf
+    stale: int = 0
+    best_state: dict | None = None
+    status: str = "completed"
+
+    def keep_if_best(self, score: float | None, model: Any) -> bool:
+        """Keep ``model``'s weights when ``score`` beats every earlier epoch's (the first
+        epoch is always kept; ``None``, no score, never beats one); return whether it did."""
+        if self.best_state is not None and (score is None or score <= self.best):
+            self.stale += 1
+            return False
+        self.best, self.stale = (score if score is not None else -math.inf), 0
+        self.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        return True
+
+    def stop(self, record: EpochRecord) -> bool:
+        """Whether the run ends after ``record``'s epoch."""
+        try:
+            if self.on_epoch is not None:
+                self.on_epoch(record)
+        except StopRun as stop:
+            self.status = stop.status
+            logger.info("run stopped at epoch %d: %s", record.epoch, stop.status)
+            return True
+        if self.patience and self.stale >= self.patience:
+            logger.info(
+                "early stop at epoch %d: no better score for %d epochs", record.epoch, self.stale
+            )
+            return True
+        return False
 
 
 @dataclass
@@ -227,7 +274,7 @@ def run_loop(
     run = _start(net, train, val_x, config, device, batch_size)
     val_y_dev = val_y.to(device)
     out = LoopOutcome(status="completed")
-    best, stale = -math.inf, 0
+    end = EpochEnd(config.patience, on_epoch)
     for epoch in range(1, config.epochs + 1):
         start = time.perf_counter()
         train_loss = _train_epoch(run, epoch)
@@ -242,24 +289,11 @@ def run_loop(
             seconds=time.perf_counter() - start,
         )
         out.curve.append(record)
-        if metrics["f1_macro"] > best:
-            best, stale = metrics["f1_macro"], 0
+        if end.keep_if_best(metrics["f1_macro"], run.model):
             out.val_scores = scores
-            out.best_state = {
-                k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()
-            }
-        else:
-            stale += 1
-        try:
-            if on_epoch is not None:
-                on_epoch(record)
-        except StopRun as stop:
-            out.status = stop.status
-            logger.info("run stopped at epoch %d: %s", epoch, stop.status)
+        if end.stop(record):
             break
-        if config.patience and stale >= config.patience:
-            logger.info("early stop at epoch %d: no better score for %d epochs", epoch, stale)
-            break
+    out.status, out.best_state = end.status, end.best_state
     return out
 
 

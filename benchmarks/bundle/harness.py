@@ -29,17 +29,15 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
+from benchmarks.bundle.plan import KINDS, corpus_plan
 from mlsel.kernel.errors import StopRun
 from mlsel.kernel.records import EpochRecord
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "benchmarks" / "out" / "bundle"
 
-__all__ = ["KINDS", "CpuCap", "done_pairs", "export", "main", "run_corpus"]
-
-KINDS = ("classify", "detect", "all")
+__all__ = ["CpuCap", "done_pairs", "export", "main", "run_corpus"]
 
 
 class CpuCap:
@@ -67,28 +65,6 @@ def done_pairs(store) -> set[tuple[str, str]]:  # noqa: ANN001
     return set(frame.iter_rows())
 
 
-def _specs(kind: str, tasks_dir: Path, detect_work: Path) -> list[tuple[str, Any]]:
-    """(name, build) of each task of ``kind``; ``build(loaded)`` writes the task (unless it
-    is there) and returns its folder."""
-    from benchmarks.bundle.tasks import build_task, corpus_tasks
-
-    specs: list[tuple[str, Any]] = []
-    if kind in ("classify", "all"):
-        specs += [
-            (spec.name, lambda loaded, spec=spec: build_task(spec, tasks_dir, loaded))
-            for spec in corpus_tasks()
-        ]
-    if kind in ("detect", "all"):
-        from benchmarks.detect import task_folder
-        from benchmarks.detect_tasks import TASKS
-
-        specs += [
-            (name, lambda loaded, name=name: task_folder(name, detect_work, seed=0))
-            for name in TASKS
-        ]
-    return specs
-
-
 def run_corpus(
     home: Path,
     tasks_dir: Path,
@@ -100,6 +76,7 @@ def run_corpus(
     kind: str = "classify",
     detect_work: Path | None = None,
     by_pair: bool = False,
+    build_only: bool = False,
     say=print,
 ) -> dict[str, int]:  # noqa: ANN001
     """Build, profile and train the shard's tasks; returns counts of runs by status.
@@ -108,8 +85,8 @@ def run_corpus(
     :data:`KINDS`), ``detect_work`` where the detection tasks are built. ``by_pair``
     shards the (task, config) pairs instead of the tasks, so that a few long tasks
     spread over the processes; every process then reads every task, so build them
-    first (one process, or ``--limit-tasks``), since two processes must not write the
-    same task at once.
+    first (``build_only``: write the tasks, train nothing), since two processes must
+    not write the same task at once.
     """
     from benchmarks.bundle.grid import DETECT_RUN_SECONDS, grid_for
     from mlsel.experiment_store import Store
@@ -122,18 +99,22 @@ def run_corpus(
 
         detect_work = WORK
     index, count = shard
-    specs = _specs(kind, tasks_dir, detect_work)[:limit_tasks]
+    specs = corpus_plan(kind, tasks_dir, detect_work)[:limit_tasks]
     specs = specs if by_pair else specs[index::count]
     pair = -1
     store = Store.open(home)
     loaded: dict = {}
     counts: dict[str, int] = {}
-    for number, (name, build) in enumerate(specs, start=1):
-        dataset = read_dataset(build(loaded))
+    for number, task in enumerate(specs, start=1):
+        name = task.name
+        dataset = read_dataset(task.build(loaded))
+        if build_only:
+            say(f"[{index}/{count} task {number}/{len(specs)}] {name}: built")
+            continue
         profile_cached(dataset, store)
         done = done_pairs(store)
         cache = TensorCache()
-        for config in configs or grid_for(dataset.task):
+        for config in configs or task.configs or grid_for(dataset.task):
             pair += 1
             if by_pair and pair % count != index:
                 continue
@@ -176,6 +157,9 @@ def main() -> None:
     parser.add_argument("--shard", default="0/1", help="i/n: this process's share of tasks")
     parser.add_argument(
         "--by-pair", action="store_true", help="shard (task, config) pairs, not tasks"
+    )
+    parser.add_argument(
+        "--build-only", action="store_true", help="write the tasks (and pools), train nothing"
     )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
@@ -220,6 +204,7 @@ def main() -> None:
         kind=args.kind,
         detect_work=args.detect_work,
         by_pair=args.by_pair,
+        build_only=args.build_only,
         say=lambda line: print(line, flush=True),
     )
     print(f"shard {index}/{count} done in {time.time() - started:.0f} s: {counts}", file=sys.stderr)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlsel.kernel.errors import StopRun, TrainingError
+from mlsel.kernel.errors import TrainingError
 from mlsel.kernel.records import Config, EpochCallback, EpochRecord, RunResult
 
 if TYPE_CHECKING:
@@ -201,7 +201,7 @@ def _loop(
 
     from mlsel.trainers.detection.evaluate import detection_metrics, predict_images
     from mlsel.trainers.detection.models import set_trainable
-    from mlsel.trainers.loop import make_optimizer, make_scheduler
+    from mlsel.trainers.loop import EpochEnd, make_optimizer, make_scheduler
 
     torch.manual_seed(config.seed)
     detector.model.to(device)
@@ -209,7 +209,7 @@ def _loop(
     scheduler = make_scheduler(optimizer, config)
     generator = torch.Generator(device="cpu").manual_seed(config.seed)
     out = _Outcome()
-    best, stale = -math.inf, 0
+    end = EpochEnd(config.patience, on_epoch)
     for epoch in range(1, config.epochs + 1):
         start = time.perf_counter()
         loss = _train_epoch(detector, train, config, optimizer, generator, device, epoch)
@@ -226,24 +226,11 @@ def _loop(
             seconds=time.perf_counter() - start,
         )
         out.curve.append(record)
-        if out.best_state is None or (score is not None and score > best):
-            best, stale = (score if score is not None else -math.inf), 0
+        if end.keep_if_best(score, detector.model):
             out.metrics = metrics
-            out.best_state = {
-                k: v.detach().cpu().clone() for k, v in detector.model.state_dict().items()
-            }
-        else:
-            stale += 1
-        try:
-            if on_epoch is not None:
-                on_epoch(record)
-        except StopRun as stop:
-            out.status = stop.status
-            logger.info("run stopped at epoch %d: %s", epoch, stop.status)
+        if end.stop(record):
             break
-        if config.patience and stale >= config.patience:
-            logger.info("early stop at epoch %d: no better mAP for %d epochs", epoch, stale)
-            break
+    out.status, out.best_state = end.status, end.best_state
     return out
 
 
