@@ -19,6 +19,7 @@ A section whose benchmark has not been run says so and names the command to run.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import tempfile
@@ -34,16 +35,31 @@ from benchmarks.report_detect import detect_section  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "out"
 REPORT = ROOT / "benchmarks" / "README.md"
-SOURCES = ("fashion-mnist", "mnist", "digits", "shapes")  # longest match first
 METHODS = ("ranker", "rules", "nearest-dataset", "best-on-average", "random")
 
 
+@functools.cache
+def _source_names() -> list[str]:
+    """Every corpus source's name, longest first (so that a name's prefix match is its
+    own source: ``twemoji-subgroups`` before ``twemoji``)."""
+    from benchmarks.bundle.sources import FIRST_EDITION, corpus_sources
+
+    try:
+        names = [s.name for s in corpus_sources()]
+    except ImportError:  # a source module that cannot load: the first edition still can
+        names = [s.name for s in FIRST_EDITION]
+    return sorted({*names, "shapes"}, key=len, reverse=True)
+
+
 def origin(name: str) -> str:
-    """The real source a corpus task was derived from, read off its name."""
+    """The real collection a corpus task was derived from, read off its name (views and
+    parts of one collection, such as ``twemoji-subgroups``, are that collection)."""
+    from benchmarks.bundle.sources import SAME_SOURCE
+
     low = (name or "").lower()
-    for source in SOURCES:
+    for source in _source_names():
         if low.startswith(source):
-            return source
+            return SAME_SOURCE.get(source, source)
     return "other"
 
 

@@ -36,10 +36,14 @@ _EXPORT_VERSION = "1"
 
 
 def _threads() -> int:
+    """The cores this process may use, or fewer when ``OMP_NUM_THREADS`` says so (one
+    process a core, as the corpus harness runs)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+        cores = max(1, os.cpu_count() or 1)
+    asked = os.environ.get("OMP_NUM_THREADS", "")
+    return min(cores, int(asked)) if asked.isdigit() and int(asked) > 0 else cores
 
 
 def _export(module: nn.Module, size: int, path: Path) -> None:

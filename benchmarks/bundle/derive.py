@@ -58,13 +58,16 @@ def _room(sizes: list[int], k: int) -> int:
     return min(sizes[:k]) - VAL_PER_CLASS
 
 
-def plan_tasks(pool: Pool, seed: int = 0, *, colour: bool = True) -> list[RealTask]:
+def plan_tasks(
+    pool: Pool, seed: int = 0, *, colour: bool = True, small: int = 32
+) -> list[RealTask]:
     """The tasks of one source, shaped by what its pool holds (10 a colour source, 8 a
     grey one: ``grey`` and ``hue`` change nothing there).
 
     Subsets span 2 to 10 classes and 5 to as many images a class as the classes allow
     (at most 500); every other family uses the source's usual shape (up to 10 classes,
-    up to 30 images a class) so that families compare within a source.
+    up to 30 images a class) so that families compare within a source. ``small`` is the
+    side of the resolution task (14 for the 28 px first-edition sources).
     """
     sizes = sorted(pool.sizes().values(), reverse=True)
     n_classes = min(len(sizes), MAX_CLASSES)
@@ -86,7 +89,7 @@ def plan_tasks(pool: Pool, seed: int = 0, *, colour: bool = True) -> list[RealTa
     add("subset", n_classes, 500)  # as large as the source allows
     usual = min(30, _room(sizes, n_classes))
     add("imbalance", n_classes, max(usual, 20), {"ratio": 8})
-    add("resolution", n_classes, usual, {"side": 32})
+    add("resolution", n_classes, usual, {"side": small})
     add("noise", n_classes, usual, {"sigma": 40})
     add("blur", n_classes, usual, {"radius": 2})
     if colour:

@@ -24,7 +24,6 @@ __all__ = [
     "GRID",
     "PROBE_GRID",
     "TUNE_GRID",
-    "TUNE_PER_CLASS",
     "grid_for",
 ]
 
@@ -239,7 +238,8 @@ PROBE_GRID: tuple[Config, ...] = (
 )
 
 #: Partial and full fine-tuning at 96-128 px, run on a stratified subset of tasks with
-#: at most :data:`TUNE_PER_CLASS` training images a class (expensive on a CPU).
+#: at most 30 training images a class (:func:`benchmarks.bundle.plan.tuned_subset`):
+#: expensive on a CPU.
 TUNE_GRID: tuple[Config, ...] = (
     *(_tuned(arch, "partial", 128, 1e-3, "light", 8) for arch in TUNED),
     *(_tuned(arch, "full", 128, 3e-4, "light", 8) for arch in TUNED),
@@ -248,4 +248,3 @@ TUNE_GRID: tuple[Config, ...] = (
     _tuned("mobilenet_v2", "partial", 96, 1e-3, "none", 8),
     _tuned("mobilenet_v2", "full", 96, 1e-3, "none", 6),
 )
-TUNE_PER_CLASS = 30

@@ -16,14 +16,15 @@ Kinds (``harness --kind``):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from mlsel.kernel.records import Config
 
-__all__ = ["KINDS", "CorpusTask", "corpus_plan", "tuned_subset"]
+__all__ = ["GREY_KINDS", "KINDS", "CorpusTask", "corpus_plan", "plan_sources", "tuned_subset"]
 
 KINDS = ("classify", "detect", "real", "all")
 #: Source kinds whose images are grey: no colour-change tasks.
@@ -40,45 +41,74 @@ class CorpusTask:
     configs: tuple[Config, ...] | None = None
 
 
+def _first_edition(build: Callable[..., Path], spec: Any, root: Path, loaded: Any) -> Path:
+    return build(spec, root, loaded)  # the sources in memory, shared by its tasks
+
+
+def _ignore_loaded(build: Callable[..., Path], *args: Any) -> Path:
+    *given, _loaded = args  # these builds read no source arrays
+    return build(*given)
+
+
 def tuned_subset(specs: list[Any]) -> set[str]:
     """Names of two tasks of each source's plan (``specs``: :class:`RealTask`, in plan
-    order): its 10-a-class subset of the most classes, and its blur or its hue task in
-    turn, so that fine-tuning sees every source and more than one family."""
+    order): its subset of at most 10 images a class with the most classes, and its blur
+    or its hue task in turn (whichever it has when its turn's family is missing), so
+    that fine-tuning sees every source and more than one family. Every task chosen has
+    at most 30 training images a class, which keeps fine-tuning affordable on a CPU."""
     by_source: dict[str, list[Any]] = {}
     for spec in specs:
         by_source.setdefault(spec.source, []).append(spec)
     chosen: set[str] = set()
     for turn, (_, tasks) in enumerate(sorted(by_source.items())):
-        subsets = [t for t in tasks if t.family == "subset" and t.per_class == 10]
-        other = [t for t in tasks if t.family == ("blur", "hue")[turn % 2]]
-        chosen.update(t.name for t in subsets[-1:] + other[:1])
+        few = [t for t in tasks if t.family == "subset" and t.per_class <= 10]
+        subset = max(few, key=lambda t: (t.classes, t.per_class), default=None)
+        families = ("blur", "hue") if turn % 2 == 0 else ("hue", "blur")
+        other = next((t for f in families for t in tasks if t.family == f), None)
+        chosen.update(t.name for t in (subset, other) if t is not None)
     return chosen
 
 
+def plan_sources(
+    sources: Iterable[Any], pools: Mapping[str, Any]
+) -> tuple[dict[str, list[Any]], set[str]]:
+    """The tasks derived from each built pool, by source (``plan_tasks``: no colour
+    changes and a 14 px resolution task for grey sources), and the names of those that
+    :func:`tuned_subset` gives the fine-tuning grid too."""
+    from benchmarks.bundle.derive import plan_tasks
+
+    plans = {}
+    for source in sources:
+        if source.name in pools:
+            grey = source.kind in GREY_KINDS
+            plans[source.name] = plan_tasks(
+                pools[source.name], colour=not grey, small=14 if grey else 32
+            )
+    return plans, tuned_subset([spec for specs in plans.values() for spec in specs])
+
+
 def _real(tasks_dir: Path) -> list[CorpusTask]:
-    from benchmarks.bundle.derive import build_real_task, plan_tasks
+    from benchmarks.bundle.derive import build_real_task
     from benchmarks.bundle.grid import PROBE_GRID, TUNE_GRID
     from benchmarks.bundle.pools import build_pool
     from benchmarks.bundle.sources import SourceMissing, corpus_sources
 
     pools_dir, out = tasks_dir / "pools", tasks_dir / "real"
-    planned: list[tuple[Any, Any]] = []
-    for source in corpus_sources():
+    sources, pools = corpus_sources(), {}
+    for source in sources:
         try:
-            pool = build_pool(source, pools_dir)
+            pools[source.name] = build_pool(source, pools_dir)
         except SourceMissing as exc:
             print(f"left out {source.name}: {exc}")  # noqa: T201 - the harness's progress
-            continue
-        colour = source.kind not in GREY_KINDS
-        planned += [(spec, pool) for spec in plan_tasks(pool, colour=colour)]
-    tuned = tuned_subset([spec for spec, _ in planned])
+    plans, tuned = plan_sources(sources, pools)
     return [
         CorpusTask(
             spec.name,
-            lambda loaded, spec=spec, pool=pool: build_real_task(spec, pool, out),
+            partial(_ignore_loaded, build_real_task, spec, pools[name], out),
             PROBE_GRID + TUNE_GRID if spec.name in tuned else PROBE_GRID,
         )
-        for spec, pool in planned
+        for name, specs in plans.items()
+        for spec in specs
     ]
 
 
@@ -89,7 +119,7 @@ def corpus_plan(kind: str, tasks_dir: Path, detect_work: Path) -> list[CorpusTas
     plan: list[CorpusTask] = []
     if kind in ("classify", "all"):
         plan += [
-            CorpusTask(spec.name, lambda loaded, spec=spec: build_task(spec, tasks_dir, loaded))
+            CorpusTask(spec.name, partial(_first_edition, build_task, spec, tasks_dir))
             for spec in corpus_tasks()
         ]
     if kind in ("detect", "all"):
@@ -97,7 +127,7 @@ def corpus_plan(kind: str, tasks_dir: Path, detect_work: Path) -> list[CorpusTas
         from benchmarks.detect_tasks import TASKS
 
         plan += [
-            CorpusTask(name, lambda loaded, name=name: task_folder(name, detect_work, seed=0))
+            CorpusTask(name, partial(_ignore_loaded, task_folder, name, detect_work, 0))
             for name in TASKS
         ]
     if kind in ("real", "all"):

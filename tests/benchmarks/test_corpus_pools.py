@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from functools import partial
 
 import numpy as np
 from PIL import Image
@@ -39,8 +40,8 @@ def _source(per_class: dict[str, int], renders: list[str] | None = None) -> Sour
 
                 items.append(Candidate(f"{cls}-{i}", f"{cls}-{i}", render))
             # a second frame of one object, and an image whose bytes repeat another's
-            items.append(Candidate(f"{cls}-0-frame2", f"{cls}-0", lambda v=1000 * c + 7: _png(v)))
-            items.append(Candidate(f"{cls}-copy", f"{cls}-copy", lambda v=1000 * c: _png(v)))
+            items.append(Candidate(f"{cls}-0-frame2", f"{cls}-0", partial(_png, 1000 * c + 7)))
+            items.append(Candidate(f"{cls}-copy", f"{cls}-copy", partial(_png, 1000 * c)))
             out[cls] = items
         return out
 
