@@ -31,13 +31,14 @@ Writes ``detect.json`` (merged with the results already there, by task and arm) 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -306,6 +307,22 @@ def save(results: dict[str, Any], out: Path) -> None:
     _write(out / "detect.md", markdown(results))
 
 
+def update(out: Path, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """Apply ``change`` to the results in ``out/detect.json`` and save them, holding a lock,
+    so that benchmark processes running side by side (one a core) merge what they measure."""
+    import fcntl
+
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".detect.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        path = out / "detect.json"
+        results = json.loads(path.read_text()) if path.is_file() else {}
+        results.setdefault("tasks", {})
+        change(results)
+        save(results, out)
+    return results
+
+
 # --- the command ---------------------------------------------------------------------
 
 
@@ -316,10 +333,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     for name, value in (("MLSEL_OFFLINE", "1"), ("YOLO_OFFLINE", "1")):
         os.environ.setdefault(name, value)
     os.environ.update(MLSEL_NO_BUNDLED="1", YOLO_AUTOINSTALL="false", YOLO_VERBOSE="false")
-    path = args.out / "detect.json"
-    results = json.loads(path.read_text()) if path.is_file() else {}
-    results.setdefault("tasks", {})
-    results["settings"] = {
+    settings = {
         "arm_seconds": args.arm_seconds,
         "image_size": SIDE,
         "epochs_cap": EPOCHS,
@@ -337,46 +351,57 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "arms": list(args.arms),
         "load_before": _load(),
         "note": args.note,
+        "settings": settings,
     }
     start = time.perf_counter()
     try:
-        _run_tasks(args, results)
+        _run_tasks(args, settings)
     finally:
         shutil.rmtree(yolo_config, ignore_errors=True)
     invocation.update(load_after=_load(), seconds=round(time.perf_counter() - start, 1))
-    results.setdefault("invocations", []).append(invocation)
-    save(results, args.out)
-    return results
+
+    def finish(results: dict[str, Any]) -> None:
+        results["settings"] = settings
+        results.setdefault("invocations", []).append(invocation)
+
+    return update(args.out, finish)
 
 
-def _run_tasks(args: argparse.Namespace, results: dict[str, Any]) -> None:
+def _record(
+    name: str, arm: str, about: dict[str, Any], result: dict[str, Any], results: dict[str, Any]
+) -> None:
+    """Put ``result`` as arm ``arm`` of task ``name`` into ``results``."""
+    entry = results["tasks"].get(name, {})
+    if entry.get("seed") != about["seed"]:
+        entry = {}  # measured with another seed: those arms do not compare
+    entry.update(about)
+    entry.setdefault("arms", {})[arm] = result
+    results["tasks"][name] = entry
+
+
+def _run_tasks(args: argparse.Namespace, settings: dict[str, Any]) -> None:
     from mlsel.profilers import read_dataset
 
     for name in args.tasks:
         dataset = read_dataset(task_folder(name, args.work, args.seed) / "data.yaml")
-        entry = results["tasks"].get(name, {})
-        if entry.get("seed") != args.seed:
-            entry = {}
-        entry.update(
-            summary=TASKS[name].summary,
-            seed=args.seed,
-            classes=list(dataset.classes),
-            sizes={s: len(dataset.split(s)) for s in ("train", "val", "test")},
-        )
-        entry.setdefault("arms", {})
-        results["tasks"][name] = entry
+        about = {
+            "summary": TASKS[name].summary,
+            "seed": args.seed,
+            "classes": list(dataset.classes),
+            "sizes": {s: len(dataset.split(s)) for s in ("train", "val", "test")},
+        }
         for arm in args.arms:
             print(f"{name}: arm {arm} ({ARMS[arm]})...", file=sys.stderr, flush=True)
             home = args.work / "runs" / name / arm / "home"
             result = run_arm(dataset, arm, home, args.arm_seconds, args.seed)
-            entry["arms"][arm] = result
+            result["settings"] = settings
+            update(args.out, functools.partial(_record, name, arm, about, result))
             shown = result.get("error") or (
                 f"test mAP50-95 {figure(result['test_map'])}, mAP50 "
                 f"{figure(result['test_map50'])}, {result['epochs']} epochs in "
                 f"{result['wall_seconds']:.0f} s"
             )
             print(f"  {shown}", file=sys.stderr, flush=True)
-            save(results, args.out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

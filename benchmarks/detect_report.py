@@ -97,20 +97,21 @@ def markdown(results: dict[str, Any]) -> str:
         "with the final validation and saving (test scoring not included).",
         "",
         "| task | arm | mAP50-95 | mAP50 | val mAP50-95 | train s | total s | epochs "
-        "| load before | load after |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| threads | load before | load after |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, entry in results.get("tasks", {}).items():
         mark = " (easiest)" if name == EASIEST else ""
         for arm, r in entry.get("arms", {}).items():
             if "error" in r:
-                lines.append(f"| {name}{mark} | {arm} | failed: {r['error'][:80]} |||||||")
+                lines.append(f"| {name}{mark} | {arm} | failed: {r['error'][:80]} ||||||||")
                 continue
             load = [" / ".join(f"{v:.2f}" for v in r[k]) for k in ("load_before", "load_after")]
             lines.append(
                 f"| {name}{mark} | {arm} | {figure(r['test_map'])} | {figure(r['test_map50'])} "
                 f"| {figure(r['val_map'])} | {r['train_seconds']:.0f} | {r['wall_seconds']:.0f} "
-                f"| {r['epochs']} | {load[0]} | {load[1]} |"
+                f"| {r['epochs']} | {r.get('settings', settings).get('torch_threads', '?')} "
+                f"| {load[0]} | {load[1]} |"
             )
     lines += ["", "Load: 1 / 5 / 15 minute load averages.", "", "## Targets", ""]
     lines += [f"- {target}: **{verdict}**" for target, verdict in targets(results).items()]

@@ -9,22 +9,18 @@ and its exported best model is scored on test by the evaluator the other arms sh
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from benchmarks.cli_run import mlsel_json
 
 if TYPE_CHECKING:
     from mlsel.kernel.dataset import Dataset
 
 __all__ = ["fit_view", "loto_home", "run_search_arm"]
-
-MLSEL = Path(sys.executable).with_name("mlsel")
 
 
 def fit_view(folder: Path, view: Path) -> Path:
@@ -74,21 +70,6 @@ def loto_home(home: Path, held_out: str) -> dict[str, Any]:
     }
 
 
-def _mlsel(args: list[str], home: Path) -> tuple[dict[str, Any], float]:
-    env = {**os.environ, "MLSEL_CACHE_DIR": str(home.parent / "cache")}
-    env.pop("MLSEL_NO_BUNDLED", None)  # the home is seeded already; nothing more is added
-    start = time.perf_counter()
-    done = subprocess.run(
-        [str(MLSEL), "--home", str(home), *args, "--json"], env=env, capture_output=True, text=True
-    )
-    seconds = time.perf_counter() - start
-    (home.parent / "stderr.txt").write_text(done.stderr)
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RuntimeError(f"mlsel {args[0]} exited with {done.returncode}: {last}")
-    return json.loads(done.stdout), seconds
-
-
 def run_search_arm(
     dataset: Dataset, folder: Path, work: Path, seconds: float, score_test: Any
 ) -> dict[str, Any]:
@@ -103,8 +84,10 @@ def run_search_arm(
     view = fit_view(folder, work / "fit")
     best = work / "best"
     budget = f"{int(seconds)}s"
-    report, wall = _mlsel(
-        ["run", str(view), "--budget", budget, "--gpus", "cpu", "--output", str(best)], home
+    report, wall = mlsel_json(
+        ["run", str(view), "--budget", budget, "--gpus", "cpu", "--output", str(best)],
+        home,
+        fresh=False,
     )
     if report["best"] is None:
         raise RuntimeError("mlsel run finished no trial")

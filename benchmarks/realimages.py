@@ -31,8 +31,6 @@ import argparse
 import hashlib
 import json
 import os
-import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -41,6 +39,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script, too
 
+from benchmarks.cli_run import mlsel_json  # noqa: E402
 from benchmarks.realimages_report import ARMS, markdown, plot_curves, summarise
 from benchmarks.realimages_tasks import (
     PER_CLASS,
@@ -69,7 +68,6 @@ BACKBONES = (
     "squeezenet1_1",
 )
 PROBE_SIZE = 224
-MLSEL = Path(sys.executable).with_name("mlsel")
 
 # --- the arms ------------------------------------------------------------------------
 
@@ -91,32 +89,13 @@ def macro_f1(model_dir: Path, split: Path) -> float:
     return float(f1_score(labels, predictor.predict([str(p) for p in paths]), average="macro"))
 
 
-def _mlsel(args: list[str], home: Path) -> tuple[dict[str, Any], float]:
-    """Run the mlsel CLI with a fresh ``home`` and a cold machine cache beside it:
-    ``(its --json report, wall seconds)``."""
-    env = {**os.environ, "MLSEL_CACHE_DIR": str(home.parent / "cache")}
-    for name, value in (("MLSEL_OFFLINE", "1"), ("YOLO_OFFLINE", "1"), ("YOLO_VERBOSE", "false")):
-        env.setdefault(name, value)
-    shutil.rmtree(home.parent, ignore_errors=True)
-    home.parent.mkdir(parents=True)
-    start = time.perf_counter()
-    done = subprocess.run(
-        [str(MLSEL), "--home", str(home), *args, "--json"], env=env, capture_output=True, text=True
-    )
-    seconds = time.perf_counter() - start
-    (home.parent / "stderr.txt").write_text(done.stderr)
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RuntimeError(f"mlsel {args[0]} exited with {done.returncode}: {last}")
-    return json.loads(done.stdout), seconds
-
-
 def arm_search(folder: Path, fit: Path, runs: Path, budget: str) -> dict[str, Any]:
     """(a) ``mlsel run`` on the fit view; its exported best model scored on ``test``."""
     best = runs / "best"
-    report, seconds = _mlsel(
+    report, seconds = mlsel_json(
         ["run", str(fit), "--budget", budget, "--gpus", "cpu", "--output", str(best)],
         runs / "home",
+        fresh=True,
     )
     if report["best"] is None:
         raise RuntimeError("mlsel run finished no trial")
@@ -139,7 +118,7 @@ def arm_default(folder: Path, fit: Path, runs: Path) -> dict[str, Any]:
     """(c) one ``mlsel train`` of the usual default; its saved model scored on ``test``."""
     args = ["train", str(fit), "--arch", "efficientnet_lite0", "--finetune", "head"]
     args += ["--image-size", "224", "--epochs", "10", "--augment", "light", "--device", "cpu"]
-    result, seconds = _mlsel(args, runs / "home")
+    result, seconds = mlsel_json(args, runs / "home", fresh=True)
     return {
         "test_f1": macro_f1(Path(result["artifact_dir"]), folder / "test"),
         "val_f1": result["score"],

@@ -30,6 +30,7 @@ from mlsel.experiment_store._codec import (
     run_row,
     utcnow,
 )
+from mlsel.experiment_store._exchange_methods import ExchangeMethods
 from mlsel.experiment_store._liveness import HOST
 from mlsel.experiment_store._lock import DEFAULT_LOCK_TIMEOUT
 from mlsel.experiment_store._registry import Registry
@@ -47,10 +48,8 @@ if TYPE_CHECKING:
     import duckdb
     import polars as pl
 
-    from mlsel.experiment_store._exchange import ImportReport
     from mlsel.experiment_store._predictions import PredictionRow
     from mlsel.experiment_store._rankers import RankerEntry
-    from mlsel.experiment_store._tracker import TrackerMapping
 
 __all__ = ["Store"]
 
@@ -62,7 +61,7 @@ def new_run_id() -> str:
     return uuid.uuid4().hex[:16]
 
 
-class Store:
+class Store(ExchangeMethods):
     """The experiment store at ``path``. Use :meth:`open` or :meth:`at`, which prepare it.
 
     Args:
@@ -343,93 +342,6 @@ class Store:
         files = (self.path, self.path.with_name(self.path.name + ".wal"))
         size = sum(p.stat().st_size for p in files if p.exists())
         return {"path": str(self.path), **details, "size_bytes": size}
-
-    # -- import and export -----------------------------------------------------------------
-
-    def export_parquet(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        overwrite: bool = True,
-        exclude_datasets: Sequence[str] = (),
-    ) -> dict[str, int]:
-        """Write datasets, profiles, runs and epochs to one Parquet file (atomically: a
-        failed export leaves no file, and an existing one stays whole).
-
-        Args:
-            path: the file to write.
-            overwrite: replace an existing file; ``False`` refuses it (StoreError).
-            exclude_datasets: fingerprints of datasets left out, with their profiles,
-                runs and epochs (a leave-one-task-out home, or a share without them).
-
-        Returns:
-            Rows written by kind: ``dataset``, ``profile``, ``feature``, ``run``, ``epoch``.
-        """
-        from mlsel.experiment_store import _exchange
-
-        with self._session(write=False, what="export") as con:
-            return _exchange.export_parquet(
-                con, Path(path), overwrite=overwrite, exclude_datasets=exclude_datasets
-            )
-
-    def import_file(self, path: str | os.PathLike[str], *, dry_run: bool = False) -> ImportReport:
-        """Add the runs of an mlsel export that are not in the store yet (then checkpoint,
-        so no large ``.wal`` file is left beside the store). With ``dry_run``, only say
-        what would be added: nothing is written."""
-        from mlsel.experiment_store import _exchange
-
-        source_file = _exchange.check_export_file(Path(path))
-        if dry_run:
-            with self._session(write=False, what="check an import") as con:
-                return _exchange.import_export(con, source_file, utcnow(), dry_run=True)
-        with self._session(write=True, what="import", checkpoint=True) as con:
-            return _exchange.import_export(con, source_file, utcnow())
-
-    def import_tracker_csv(
-        self,
-        path: str | os.PathLike[str],
-        mapping: TrackerMapping | None = None,
-        *,
-        fmt: str = "auto",
-        dry_run: bool = False,
-    ) -> ImportReport:
-        """Add the runs of an experiment-tracker CSV export (W&B, MLflow ``search_runs``
-        or UI download; one row a run) that the store lacks, by the tracker's own run
-        identity; then checkpoint, as :meth:`import_file` does.
-
-        Args:
-            path: the CSV file.
-            mapping: column names overriding what is found from the header.
-            fmt: ``auto`` (from the header), ``wandb``, ``mlflow``, ``mlflow-ui`` or
-                ``tracker-csv``.
-            dry_run: only say what would be added (nothing is written).
-        """
-        from mlsel.experiment_store import _tracker
-
-        parsed = _tracker.read_tracker_csv(Path(path), mapping, fmt)
-        if dry_run:
-            with self._session(write=False, what="check an import") as con:
-                return _tracker.write_tracker_runs(con, parsed, utcnow(), dry_run=True)
-        with self._session(write=True, what="import tracker runs", checkpoint=True) as con:
-            return _tracker.write_tracker_runs(con, parsed, utcnow())
-
-    def import_any(
-        self,
-        path: str | os.PathLike[str],
-        mapping: TrackerMapping | None = None,
-        *,
-        fmt: str = "auto",
-        dry_run: bool = False,
-    ) -> ImportReport:
-        """Import an mlsel export or a tracker CSV, whichever ``path`` is (``fmt="auto"``:
-        a Parquet file is an mlsel export, anything else a tracker CSV)."""
-        from mlsel.experiment_store import _tracker
-
-        if fmt == "auto":
-            fmt = "mlsel" if _tracker.is_parquet(Path(path)) else "auto"
-        if fmt == "mlsel":
-            return self.import_file(path, dry_run=dry_run)
-        return self.import_tracker_csv(path, mapping, fmt=fmt, dry_run=dry_run)
 
     # -- rankers and settings --------------------------------------------------------------
 

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from mlsel.metalearn.ranker import normalized_values
+
 __all__ = ["SCORERS", "nearest_scorer", "portfolio_scorer", "ranker_scorer", "rules_scorer"]
 
 
@@ -27,15 +29,7 @@ def _with_value(frame: Any) -> Any:
     """Adds ``_v``: the within-dataset normalized score, failures = 0."""
     import polars as pl
 
-    ok = pl.col("score").is_not_null() & (pl.col("status") != "failed")
-    s = pl.when(ok).then(pl.col("score")).otherwise(None)
-    lo, hi = s.min().over("dataset"), s.max().over("dataset")
-    value = (
-        pl.when(ok)
-        .then(pl.when(hi > lo).then((pl.col("score") - lo) / (hi - lo)).otherwise(1.0))
-        .otherwise(0.0)
-    )
-    return frame.with_columns(value.cast(pl.Float64).alias("_v"))
+    return frame.with_columns(pl.Series("_v", normalized_values(frame), dtype=pl.Float64))
 
 
 def _config_key(frame: Any) -> Any:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Protocol, TypeVar
+
+from mlsel.kernel.cores import usable_cores
 
 __all__ = ["Progress", "cpu_workers", "parallel_map"]
 
@@ -30,10 +31,7 @@ class Progress(Protocol):
 
 def cpu_workers() -> int:
     """Cores this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # macOS, Windows
-        return max(1, os.cpu_count() or 1)
+    return usable_cores()
 
 
 def _run_chunk(fn: Callable[[T], R], chunk: Sequence[T]) -> list[R]:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlsel.kernel.cores import thread_budget
 from mlsel.kernel.home import machine_cache_dir
 
 if TYPE_CHECKING:
@@ -33,17 +34,6 @@ _SESSIONS: dict[str, Any] = {}
 _LOCK = threading.Lock()
 # Bumped when the export changes (opset, names, axes).
 _EXPORT_VERSION = "1"
-
-
-def _threads() -> int:
-    """The cores this process may use, or fewer when ``OMP_NUM_THREADS`` says so (one
-    process a core, as the corpus harness runs)."""
-    try:
-        cores = max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        cores = max(1, os.cpu_count() or 1)
-    asked = os.environ.get("OMP_NUM_THREADS", "")
-    return min(cores, int(asked)) if asked.isdigit() and int(asked) > 0 else cores
 
 
 def _export(module: nn.Module, size: int, path: Path) -> None:
@@ -71,7 +61,7 @@ def _session(path: Path) -> Any:
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = _threads()
+    options.intra_op_num_threads = thread_budget()
     options.log_severity_level = 3  # errors only
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 

@@ -13,6 +13,7 @@ import logging
 import os
 from dataclasses import dataclass
 
+from mlsel.kernel.cores import thread_budget
 from mlsel.kernel.errors import ConfigError
 
 __all__ = ["DeviceSlot", "gpu_ids", "parse_gpus"]
@@ -56,8 +57,8 @@ def gpu_ids() -> list[str]:
 
 
 def _cpu_slots(n: int) -> list[DeviceSlot]:
-    cores = os.cpu_count() or 1
-    threads = max(1, cores // n)
+    # OMP_NUM_THREADS=1 keeps a search to one core, as it keeps torch and ONNX Runtime
+    threads = max(1, thread_budget() // n)
     label = "cpu" if n == 1 else "cpu#{}"
     return [
         DeviceSlot(i, label.format(i), "cpu", cuda_visible="", threads=threads) for i in range(n)
@@ -65,7 +66,7 @@ def _cpu_slots(n: int) -> list[DeviceSlot]:
 
 
 def _gpu_slots(ids: list[str]) -> list[DeviceSlot]:
-    threads = max(1, (os.cpu_count() or 1) // max(1, len(ids)))
+    threads = max(1, thread_budget() // max(1, len(ids)))
     return [
         DeviceSlot(i, f"cuda:{gid}", "cuda:0", cuda_visible=gid, threads=threads)
         for i, gid in enumerate(ids)

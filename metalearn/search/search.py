@@ -57,6 +57,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_REFIT_EVERY = 20
 # Candidates the search draws its trials from, best ranked first.
 SHORTLIST = 60
+#: The most epochs a detection pick grows to when the budget has room for more.
+MAX_DETECT_EPOCHS = 60
 
 
 @dataclass(frozen=True)
@@ -188,8 +190,12 @@ def _suggestions(
     report = suggest(dataset, store=store, home=home, top=top, device="cuda" if gpu else "cpu")
     allowed = set(settings.space.models(dataset.task)) if settings.space is not None else None
     # each warm-start pick gets an equal share of the budget, with one share left for the
-    # sampler: a pick predicted to take longer is trimmed to the epochs that fit its share
-    share = budget.left() / (max(settings.top_k, 1) + 1)
+    # sampler: a pick predicted to take longer is trimmed to the epochs that fit its share.
+    # A detection trial takes minutes on a CPU, so shares would leave every pick a few
+    # epochs: there the ranker's first pick gets the whole budget.
+    detect = dataset.task == "detect"
+    picks = min(settings.top_k, 1) if detect else settings.top_k
+    share = budget.left() / (max(picks, 1) + (0 if detect else 1))
     configs: list[Config] = []
     for suggestion in report.suggestions:
         config = suggestion.config
@@ -202,10 +208,15 @@ def _suggestions(
             if epochs < 1:  # not even one epoch fits its share
                 continue
             config = config.with_(epochs=min(config.epochs, epochs))
+        elif detect and suggestion.predicted_seconds:
+            # the one detection pick trains for the whole budget: more epochs, up to what
+            # the cost model says fits (the trial stops before an epoch that would not)
+            epochs = int(share / (suggestion.predicted_seconds / max(config.epochs, 1)))
+            config = config.with_(epochs=min(max(config.epochs, epochs), MAX_DETECT_EPOCHS))
         if config.key() not in {c.key() for c in configs}:
             configs.append(config)
     shortlist = [] if narrowed else [s.config for s in report.suggestions]
-    return report.profile, configs[: settings.top_k], shortlist
+    return report.profile, configs[:picks], shortlist
 
 
 def _cost_model(store: Store, gpu: bool) -> CostModel | None:

@@ -316,7 +316,10 @@ class TrialLoop:
                 raise StopRun("pruned")
             if self.stop.interrupted():
                 raise StopRun("interrupted")
-            if self.stop.is_set() or self.job.budget.expired():
+            # stop once the budget is spent, or before an epoch as long as this one that
+            # would end past it
+            late = record.seconds is not None and record.seconds > self.job.budget.left()
+            if self.stop.is_set() or self.job.budget.expired() or late:
                 raise StopRun("timeout")
 
         try:

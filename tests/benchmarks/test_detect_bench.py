@@ -93,6 +93,31 @@ def test_the_search_target_compares_mlsel_run_with_the_default_config() -> None:
     assert f"| {first} | search | 0.400 | 0.720 |" in detect.markdown({"tasks": partial})
 
 
+def test_processes_side_by_side_merge_their_arms_into_one_file(tmp_path) -> None:
+    import json
+
+    about = {"summary": "s", "seed": 0, "classes": ["a"], "sizes": {}}
+    a_task, b_task = EASIEST, next(name for name in TASKS if name != EASIEST)
+    # two processes, each with its own task, alternate their writes
+    detect.update(
+        tmp_path, lambda r: detect._record(a_task, "pretrained", about, _arm(0.4, 0.7), r)
+    )
+    detect.update(
+        tmp_path, lambda r: detect._record(b_task, "pretrained", about, _arm(0.2, 0.5), r)
+    )
+    detect.update(tmp_path, lambda r: detect._record(a_task, "scratch", about, _arm(0.1, 0.2), r))
+    saved = json.loads((tmp_path / "detect.json").read_text())
+    assert set(saved["tasks"]) == {a_task, b_task}
+    assert set(saved["tasks"][a_task]["arms"]) == {"pretrained", "scratch"}
+    assert saved["tasks"][b_task]["arms"]["pretrained"]["test_map"] == 0.2
+    # an arm measured with another seed starts the task over
+    other = {**about, "seed": 1}
+    detect.update(tmp_path, lambda r: detect._record(a_task, "scratch", other, _arm(0.1, 0.2), r))
+    saved = json.loads((tmp_path / "detect.json").read_text())
+    assert set(saved["tasks"][a_task]["arms"]) == {"scratch"}
+    assert "| " in (tmp_path / "detect.md").read_text()
+
+
 def test_the_search_arm_reads_a_view_without_the_test_split(tmp_path) -> None:
     from benchmarks.detect_run import fit_view
 

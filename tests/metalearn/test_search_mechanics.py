@@ -4,8 +4,8 @@ score that depends only on the learning rate. The end-to-end tests use the real 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -114,7 +114,10 @@ def test_budget_instants_are_ordered_and_tolerance_is_5_percent_or_30s():
         Budget.start(-1)
 
 
-def test_parse_gpus_pins_one_gpu_per_worker_and_rejects_missing_ones():
+def test_parse_gpus_pins_one_gpu_per_worker_and_rejects_missing_ones(monkeypatch):
+    from mlsel.kernel.cores import usable_cores
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     slots, note = parse_gpus("all", available=["0", "1", "2"])
     assert [(s.label, s.device, s.cuda_visible) for s in slots] == [
         ("cuda:0", "cuda:0", "0"),
@@ -126,7 +129,7 @@ def test_parse_gpus_pins_one_gpu_per_worker_and_rejects_missing_ones():
     assert len(parse_gpus("2", available=["0", "1", "2"])[0]) == 2
     cpu, note = parse_gpus("all", available=[])
     assert [s.device for s in cpu] == ["cpu"] and cpu[0].cuda_visible == "" and "no GPU" in note
-    assert cpu[0].threads == (os.cpu_count() or 1)
+    assert cpu[0].threads == usable_cores()
     assert [s.label for s in parse_gpus("cpu:2")[0]] == ["cpu#0", "cpu#1"]
     for bad in ("3", "0,5", "gpu", "cpu:0"):
         with pytest.raises(ConfigError, match="gpus"):
@@ -431,3 +434,64 @@ def test_a_kept_linear_probe_is_exported_refitted_on_train_and_val(digits, tmp_p
     metadata = json.loads((tmp_path / "onnx" / "metadata.json").read_text())
     assert metadata["final_fit"] == exported["final_fit"]
     assert "refitted on train+val" in (tmp_path / "onnx" / "MODEL_CARD.md").read_text()
+
+
+def _suggested(monkeypatch, tmp_path, task: str, seconds: float) -> tuple[list, list, Budget]:
+    """``_suggestions`` of a 300 s search on a ``task`` dataset whose ranker proposes three
+    configs of 20 epochs, each predicted to take ``seconds``: (warm picks, shortlist, budget)."""
+    from types import SimpleNamespace
+
+    from mlsel.kernel.records import DatasetProfile
+    from mlsel.metalearn import _suggest
+    from mlsel.metalearn._suggest import Suggestion, SuggestionReport
+    from mlsel.metalearn.search.search import _suggestions
+
+    profile = DatasetProfile("fp", task, {}, "t")
+    picks = [Config(backend="torchvision", arch=a, epochs=20) for a in ("a1", "a2", "a3")]
+    report = SuggestionReport(
+        profile,
+        tuple(Suggestion(c, 1.0 - i, seconds, 0.0, (), i + 1) for i, c in enumerate(picks)),
+        "ranker",
+        "",
+    )
+    monkeypatch.setattr(_suggest, "suggest", lambda *a, **k: report)
+    budget = Budget.start(300, clock=lambda: 0.0)
+    dataset: Any = SimpleNamespace(task=task)  # all _suggestions reads of it, with suggest
+    _, warm, shortlist = _suggestions(
+        dataset,
+        SearchSettings(budget_s=300),
+        Store.open(tmp_path),
+        tmp_path,
+        budget,
+        False,
+    )
+    assert shortlist == picks
+    return warm, shortlist, budget
+
+
+@pytest.mark.parametrize("task", ["classify", "detect"])
+def test_a_detection_search_gives_the_rankers_first_pick_the_whole_budget(
+    monkeypatch, tmp_path, task
+) -> None:
+    """Three picks of 20 epochs predicted at 600 s each on a 300 s budget: a
+    classification search trims each to its quarter of the budget, a detection search
+    trains the first alone, trimmed to the whole budget."""
+    warm, _, budget = _suggested(monkeypatch, tmp_path, task, 600.0)
+    per_epoch = 600.0 / 20
+    if task == "detect":
+        assert [(c.arch, c.epochs) for c in warm] == [("a1", int(budget.left() / per_epoch))]
+        assert warm[0].epochs >= 8  # near 300 s of 30 s epochs, less what the budget keeps
+    else:
+        quarter = int(budget.left() / 4 / per_epoch)
+        assert [(c.arch, c.epochs) for c in warm] == [(a, quarter) for a in ("a1", "a2", "a3")]
+
+
+def test_a_short_detection_pick_grows_to_fill_the_budget(monkeypatch, tmp_path) -> None:
+    from mlsel.metalearn.search.search import MAX_DETECT_EPOCHS
+
+    warm, _, budget = _suggested(monkeypatch, tmp_path, "detect", 100.0)  # 5 s an epoch
+    assert [(c.arch, c.epochs) for c in warm] == [("a1", int(budget.left() / 5.0))]
+    warm, _, _ = _suggested(monkeypatch, tmp_path, "detect", 20.0)  # 1 s an epoch: capped
+    assert warm[0].epochs == MAX_DETECT_EPOCHS
+    warm, _, _ = _suggested(monkeypatch, tmp_path, "classify", 20.0)  # fits: as suggested
+    assert [c.epochs for c in warm] == [20, 20, 20]

@@ -399,16 +399,3 @@ def test_val_joins_the_training_views_with_its_plain_embedding() -> None:
     assert all(torch.equal(joined.train[v, 5:], val_x) for v in range(3))
     assert joined.train_y.tolist() == [0, 1, 0, 1, 0, 1, 0]
     assert torch.equal(joined.val, val_x)
-
-
-def test_the_onnx_engine_uses_no_more_threads_than_omp_num_threads(monkeypatch) -> None:
-    from mlsel.trainers.onnx_backbone import _threads
-
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    cores = _threads()
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    assert _threads() == 1
-    monkeypatch.setenv("OMP_NUM_THREADS", "64")
-    assert _threads() == cores  # never more than the cores it may run on
-    monkeypatch.setenv("OMP_NUM_THREADS", "lots")
-    assert _threads() == cores
