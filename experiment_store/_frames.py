@@ -92,7 +92,8 @@ def training_frame(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
         f"""
         SELECT r.run_id, r.dataset, d.name AS dataset_name, d.task, r.source, r.status,
             r.score, r.wall_seconds, r.seconds_per_epoch, r.peak_gpu_mb, r.peak_host_mb,
-            r.hardware ->> 'device' AS device,
+            r.hardware ->> 'device' AS device, r.hardware ->> 'cpu' AS hw_cpu,
+            r.hardware ->> 'torch_threads' AS hw_threads, r.hardware ->> 'gpu' AS hw_gpu,
             {_config_columns("cfg_")}
         FROM runs r LEFT JOIN datasets d ON d.fingerprint = r.dataset
         WHERE r.status IN ({marks})
@@ -123,6 +124,9 @@ def training_frame(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
         "peak_gpu_mb",
         "peak_host_mb",
         "device",
+        "hw_cpu",
+        "hw_threads",
+        "hw_gpu",
         "n_train",
     ]
     rest = [c for c in runs.columns if c not in head]

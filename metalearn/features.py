@@ -22,7 +22,13 @@ from mlsel.kernel.errors import RankerError
 from mlsel.kernel.records import Config, DatasetProfile
 from mlsel.metalearn.cards import card_features
 
-__all__ = ["ENCODING_VERSION", "FeatureEncoder", "candidate_frame", "configs_from_frame"]
+__all__ = [
+    "ENCODING_VERSION",
+    "MEASUREMENT_FEATURES",
+    "FeatureEncoder",
+    "candidate_frame",
+    "configs_from_frame",
+]
 
 ENCODING_VERSION = 1
 _CONFIG_FIELDS = [f.name for f in fields(Config)]
@@ -100,6 +106,16 @@ def _scaled(value: Any, how: str) -> float:
     return number
 
 
+#: Profile entries that say how the profile was measured or how the user split off a test
+#: set, not what the data is: how many images the pixel statistics and the landmarkers
+#: looked at, and the test split that no run trains or validates on. As inputs they let
+#: the ranker's choice turn on bookkeeping (leaving out a test split once flipped a
+#: detection task's first pick through ``lm_images`` alone).
+MEASUREMENT_FEATURES: frozenset[str] = frozenset(
+    {"feat_pixel_sample", "feat_lm_images", "feat_n_test"}
+)
+
+
 class FeatureEncoder:
     """Turns training-shape rows into a numeric matrix; learns names and vocabularies.
 
@@ -115,7 +131,9 @@ class FeatureEncoder:
 
     def fit(self, frame: Any) -> FeatureEncoder:
         """Learn the feature names and vocabularies from a training-shape frame."""
-        self.meta_ = sorted(c for c in frame.columns if c.startswith("feat_"))
+        self.meta_ = sorted(
+            c for c in frame.columns if c.startswith("feat_") and c not in MEASUREMENT_FEATURES
+        )
         self.vocab_ = {
             name: sorted({str(v) for v in frame[f"cfg_{name}"].to_list() if v is not None})
             for name in _CATEGORICAL
@@ -142,6 +160,7 @@ class FeatureEncoder:
                 if 1 < len(vocab) <= _MAX_EXTRA_VOCAB:
                     self.extra_vocab_[key] = vocab
         self.feature_names_ = self._names()
+        self.ranges_ = _task_ranges(frame, self.meta_)
         return self
 
     def _names(self) -> list[str]:
@@ -161,8 +180,10 @@ class FeatureEncoder:
         """Names of the features that are category codes."""
         return [f"cfg_{n}" for n in self.vocab_] + [f"x_{k}" for k in self.extra_vocab_]
 
-    def transform(self, frame: Any) -> np.ndarray:
-        """The feature matrix of ``frame`` (rows x ``feature_names_``), NaN where unknown."""
+    def transform(self, frame: Any, *, clip: bool = True) -> np.ndarray:
+        """The feature matrix of ``frame`` (rows x ``feature_names_``), NaN where unknown;
+        with ``clip``, each row's profile clipped into its task's span (:func:`_task_ranges`):
+        what the model reads. ``clip=False`` gives the profile as measured, for words."""
         if not hasattr(self, "feature_names_"):
             raise RankerError("This FeatureEncoder is not fitted yet: call fit(frame) first.")
         n = frame.height
@@ -199,8 +220,14 @@ class FeatureEncoder:
             cols.append(
                 np.array([index.get(str(row.get(key)), math.nan) for row in extras], dtype=float)
             )
+        tasks = np.array(column("task"), dtype=object)
+        spans = [(tasks == task, ranges) for task, ranges in self.ranges_.items()] if clip else []
         for name in self.meta_:
-            cols.append(np.array([_nan(_number(v)) for v in column(name)], dtype=float))
+            values = np.array([_nan(_number(v)) for v in column(name)], dtype=float)
+            for rows, ranges in spans:
+                if name in ranges:
+                    values[rows] = np.clip(values[rows], *ranges[name])  # NaN stays NaN
+            cols.append(values)
         return np.column_stack(cols) if cols else np.empty((n, 0))
 
     def to_dict(self) -> dict[str, Any]:
@@ -214,6 +241,7 @@ class FeatureEncoder:
             "extra_numeric": self.extra_numeric_,
             "extra_vocab": self.extra_vocab_,
             "feature_names": self.feature_names_,
+            "ranges": self.ranges_,
         }
 
     @classmethod
@@ -230,12 +258,43 @@ class FeatureEncoder:
         enc.extra_numeric_ = list(data["extra_numeric"])
         enc.extra_vocab_ = {k: list(v) for k, v in data["extra_vocab"].items()}
         enc.feature_names_ = enc._names()
+        # ({}: saved before the encoder kept them; its profiles pass unclipped)
+        enc.ranges_ = {
+            task: {name: (float(lo), float(hi)) for name, (lo, hi) in ranges.items()}
+            for task, ranges in data.get("ranges", {}).items()
+        }
         if enc.feature_names_ != list(data["feature_names"]):
             raise RankerError(
                 "The saved ranker's feature names do not match its encoding (the file was "
                 "edited or written by another mlsel). Run `mlsel refit` to retrain it."
             )
         return enc
+
+
+def _task_ranges(frame: Any, meta: list[str]) -> dict[str, dict[str, tuple[float, float]]]:
+    """``{task: {feature: (lo, hi)}}``: the span of each profile feature over the frame's
+    datasets of each task (``{}`` without a task column).
+
+    :meth:`FeatureEncoder.transform` clips a profile into its task's spans. Trees do not
+    extrapolate: a value past every dataset of its task falls into leaves that only the
+    other task's runs shaped. Seven detection tasks of 200 images each once ranked a
+    detection dataset of 160 images by what classification runs of that size did."""
+    import polars as pl
+
+    if "task" not in frame.columns or not meta:
+        return {}
+    spans = frame.group_by("task").agg(
+        *(pl.col(n).cast(pl.Float64).fill_nan(None).min().alias(f"lo:{n}") for n in meta),
+        *(pl.col(n).cast(pl.Float64).fill_nan(None).max().alias(f"hi:{n}") for n in meta),
+    )
+    out: dict[str, dict[str, tuple[float, float]]] = {}
+    for row in spans.iter_rows(named=True):
+        out[str(row["task"])] = {
+            n: (float(row[f"lo:{n}"]), float(row[f"hi:{n}"]))
+            for n in meta
+            if row[f"lo:{n}"] is not None and row[f"hi:{n}"] is not None
+        }
+    return out
 
 
 def _nan(value: float | None) -> float:

@@ -203,6 +203,7 @@ class RankerModel:
         self._check()
         X = self.encoder_.transform(frame)
         contrib = np.asarray(self.booster_.predict(X, pred_contrib=True))[:, :-1]
+        measured = self.encoder_.transform(frame, clip=False)  # the words quote these
         names = self.encoder_.feature_names_
         profile = np.array([n.startswith("feat_") for n in names])
         # The dataset's features are the same on every row; what differs is how much each
@@ -223,7 +224,8 @@ class RankerModel:
                 for j in np.argsort(-contrib[i])
                 if j not in data and known[j] and contrib[i, j] > 0
             ][: top - len(data)]
-            out.append(tuple(feature_words(names[j], X[i, j], self.encoder_) for j in data + rest))
+            words = (feature_words(names[j], measured[i, j], self.encoder_) for j in data + rest)
+            out.append(tuple(words))
         return out
 
     def save(self, path: str | Path) -> Path:

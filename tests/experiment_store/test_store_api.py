@@ -173,10 +173,13 @@ def test_bad_input_is_rejected_with_the_value(store: Store, call, message: str) 
     assert store.list_runs() == []
 
 
+GPU_HARDWARE = {"device": "cuda:0", "gpu": "H200", "cpu": "x86", "torch_threads": "16"}
+
+
 def test_frames(store: Store) -> None:
     store.save_profile(PROFILE)
     store.save_profile(DatasetProfile("fp-b", "detect", {"n_classes": 3.0, "boxes": 2.5}, "p1"))
-    a = store.log_run("fp-digits", CFG, _result(wall_seconds=5.0, hardware={"device": "cuda:0"}))
+    a = store.log_run("fp-digits", CFG, _result(wall_seconds=5.0, hardware=GPU_HARDWARE))
     b = store.log_run("fp-b", CFG.with_(arch="yolo11n"), _result("failed", None))
     running = store.start_run("fp-b", CFG)
     runs = store.runs_frame()
@@ -198,9 +201,14 @@ def test_frames(store: Store) -> None:
         "peak_gpu_mb",
         "peak_host_mb",
         "device",
+        "hw_cpu",
+        "hw_threads",
+        "hw_gpu",
         "n_train",
     ]
     assert frame.columns[: len(head)] == head
+    gpu_row = frame.filter(frame["run_id"] == a).row(0, named=True)
+    assert (gpu_row["device"], gpu_row["hw_gpu"], gpu_row["hw_cpu"]) == ("cuda:0", "H200", "x86")
     cfg_cols = [c for c in frame.columns if c.startswith("cfg_")]
     assert cfg_cols == [f"cfg_{name}" for name in CFG.to_dict()]
     assert sorted(c for c in frame.columns if c.startswith("feat_")) == [

@@ -68,3 +68,50 @@ def test_ranker_save_load_predicts_the_same(tmp_path) -> None:
         RankerModel.load(tmp_path / "r")
     with pytest.raises(RankerError, match="not fitted"):
         RankerModel().predict(frame)
+
+
+def _task_frame():
+    """Two classification datasets of 100 and 1,000 images, two detection ones of 200."""
+    import polars as pl
+
+    cls = Config(backend="torchvision", arch="efficientnet_lite0", finetune="linear")
+    det = Config(backend="torchvision", arch="retinanet_efficientnet_lite0", finetune="head")
+    parts = []
+    for name, task, n, config in (
+        ("c1", "classify", 100.0, cls),
+        ("c2", "classify", 1000.0, cls),
+        ("d1", "detect", 200.0, det),
+        ("d2", "detect", 200.0, det),
+    ):
+        features = {"n_images": n, "n_classes": 2.0, "lm_images": n, "n_test": 0.0}
+        part = candidate_frame(DatasetProfile(name, task, features, "t"), [config])
+        parts.append(part.with_columns(score=pl.lit(0.5), status=pl.lit("completed")))
+    return pl.concat(parts, how="diagonal_relaxed"), cls, det
+
+
+def test_a_profile_is_clipped_into_its_tasks_span_and_saved_with_it() -> None:
+    frame, cls, det = _task_frame()
+    encoder = FeatureEncoder().fit(frame)
+    n = encoder.feature_names_.index("feat_n_images")
+
+    def encoded(task: str, images: float, config: Config, enc: FeatureEncoder) -> float:
+        profile = DatasetProfile("q", task, {"n_images": images, "n_classes": 2.0}, "t")
+        return float(enc.transform(candidate_frame(profile, [config]))[0, n])
+
+    # the detection datasets all had 200 images: a detection profile of 160 reads as 200,
+    # while a classification profile of 160 lies inside its task's span and stays
+    assert encoded("detect", 160.0, det, encoder) == 200.0
+    assert encoded("classify", 160.0, cls, encoder) == 160.0
+    assert encoded("classify", 5000.0, cls, encoder) == 1000.0
+    again = FeatureEncoder.from_dict(json.loads(json.dumps(encoder.to_dict())))
+    assert encoded("detect", 160.0, det, again) == 200.0
+    # an encoder saved before the spans were kept clips nothing
+    old = FeatureEncoder.from_dict({k: v for k, v in encoder.to_dict().items() if k != "ranges"})
+    assert encoded("detect", 160.0, det, old) == 160.0
+
+
+def test_measurement_entries_of_a_profile_are_not_ranker_inputs() -> None:
+    frame, _, _ = _task_frame()
+    names = FeatureEncoder().fit(frame).feature_names_
+    assert "feat_n_images" in names
+    assert "feat_lm_images" not in names and "feat_n_test" not in names
