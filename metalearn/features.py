@@ -223,7 +223,7 @@ class FeatureEncoder:
         tasks = np.array(column("task"), dtype=object)
         spans = [(tasks == task, ranges) for task, ranges in self.ranges_.items()] if clip else []
         for name in self.meta_:
-            values = np.array([_nan(_number(v)) for v in column(name)], dtype=float)
+            values = _numeric_column(frame, name)
             for rows, ranges in spans:
                 if name in ranges:
                     values[rows] = np.clip(values[rows], *ranges[name])  # NaN stays NaN
@@ -299,6 +299,19 @@ def _task_ranges(frame: Any, meta: list[str]) -> dict[str, dict[str, tuple[float
 
 def _nan(value: float | None) -> float:
     return math.nan if value is None else value
+
+
+def _numeric_column(frame: Any, name: str) -> np.ndarray:
+    """A column as floats, NaN where missing; a numeric column converts in one step, any
+    other (numbers stored as text) value by value."""
+    import polars as pl
+
+    if name not in frame.columns:
+        return np.full(frame.height, math.nan)
+    series = frame[name]
+    if series.dtype.is_numeric() or series.dtype == pl.Boolean:
+        return series.cast(pl.Float64).to_numpy().astype(float, copy=True)
+    return np.array([_nan(_number(v)) for v in series.to_list()], dtype=float)
 
 
 def _parse_extra(frame: Any) -> list[dict[str, Any]]:

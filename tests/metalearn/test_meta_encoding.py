@@ -115,3 +115,13 @@ def test_measurement_entries_of_a_profile_are_not_ranker_inputs() -> None:
     names = FeatureEncoder().fit(frame).feature_names_
     assert "feat_n_images" in names
     assert "feat_lm_images" not in names and "feat_n_test" not in names
+
+
+def test_profile_features_read_the_same_from_numbers_and_from_text() -> None:
+    import polars as pl
+
+    frame = synthetic_frame(3)
+    feats = [c for c in frame.columns if c.startswith("feat_")]
+    as_text = frame.with_columns(pl.col(c).cast(pl.Utf8) for c in feats)
+    encoder = FeatureEncoder().fit(frame)
+    np.testing.assert_array_equal(encoder.transform(frame), encoder.transform(as_text))
